@@ -1,0 +1,38 @@
+"""Beam options for openwit's pipelines: offline-safe local default, everything else passed through.
+
+Python Beam's DirectRunner first tries the Prism runner, which downloads a binary from the internet;
+offline that hangs or fails. openwit's local default is therefore the FnApiRunner (the engine the
+DirectRunner falls back to anyway); `--runner DirectRunner` is mapped to it as well. Set
+OPENWIT_ALLOW_PRISM=1 to let Beam choose by itself. Every other option (`--runner DataflowRunner`,
+`--project`, `--region`, `--temp_location`, `--setup_file`, ...) goes to Beam unchanged.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Sequence
+
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+LOCAL_RUNNER = "FnApiRunner"
+_FN_API_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
+log = logging.getLogger(__name__)
+
+
+def pipeline_options(beam_args: Sequence[str], **overrides) -> PipelineOptions:
+    """PipelineOptions from pass-through args, with the offline-safe local runner as default."""
+    options = PipelineOptions(list(beam_args), **overrides)
+    std = options.view_as(StandardOptions)
+    if os.environ.get("OPENWIT_ALLOW_PRISM") != "1":
+        if std.runner in (None, "DirectRunner", "FnApiRunner"):
+            if std.runner == "DirectRunner":
+                log.info("DirectRunner: running on its FnApiRunner engine (Prism would need a download)")
+            std.runner = _FN_API_RUNNER
+    return options
+
+
+def is_local(options: PipelineOptions) -> bool:
+    """True when the pipeline runs in this process (so local files and progress bars make sense)."""
+    runner = options.view_as(StandardOptions).runner or ""
+    return runner.split(".")[-1] in ("FnApiRunner", "DirectRunner", "BundleBasedDirectRunner",
+                                     "SwitchingDirectRunner", "PrismRunner", "")

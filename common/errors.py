@@ -1,0 +1,66 @@
+"""User-facing errors: expected bad input becomes one clear line, never a traceback."""
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from typing import Callable
+
+
+class UserError(Exception):
+    """An expected problem with the user's input or setup; the message says what to do."""
+
+
+def cli_main(func: Callable[..., int | None]) -> Callable[..., int]:
+    """Wrap a console-script `main`: UserError → `error: ...` on stderr and exit status 2.
+
+    Beam wraps exceptions raised inside DoFns; a UserError found anywhere in the message chain is
+    reported the same way (first line only). Ctrl-C exits 130 without a traceback.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs) -> int:
+        try:
+            return int(func(*args, **kwargs) or 0)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except Exception as e:  # Beam re-raises DoFn errors wrapped; find our UserError inside
+            msg = find_user_error(e)
+            if msg is None:
+                raise
+            print(f"error: {msg}", file=sys.stderr)
+            return 2
+
+    return wrapper
+
+
+def find_user_error(exc: BaseException) -> str | None:
+    """Return the message of a UserError inside `exc` (cause chain or Beam's wrapped text)."""
+    seen = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, UserError):
+            return str(e)
+        e = e.__cause__ or e.__context__
+    marker = "UserError: "
+    text = str(exc)
+    if marker in text:
+        return text.split(marker, 1)[1].splitlines()[0].strip().strip("'\"[]")
+    return None
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """One log format for all CLIs; Beam's chatty INFO lines only with --verbose."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if not verbose:
+        for name in ("apache_beam", "root"):
+            logging.getLogger(name).setLevel(logging.WARNING)

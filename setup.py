@@ -1,0 +1,72 @@
+"""One distribution, `openwit`; each top-level folder becomes `openwit.<folder>`.
+
+`openwit` itself is an implicit namespace package (no code at the root). Sub-folders of a part
+that hold an `__init__.py` are packaged too, so parts may grow sub-packages.
+"""
+import os
+
+from setuptools import setup
+
+PARTS = ["common", "queries", "pipeline", "loader", "trainer"]
+
+
+def _packages():
+    packages, package_dir = [], {}
+    for part in PARTS:
+        if not os.path.exists(os.path.join(part, "__init__.py")):
+            continue
+        for root, dirs, files in os.walk(part):
+            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
+            if "__init__.py" in files:
+                name = "openwit." + root.replace(os.sep, ".")
+                packages.append(name)
+                package_dir[name] = root
+    return packages, package_dir
+
+
+PACKAGES, PACKAGE_DIR = _packages()
+
+CONSOLE_SCRIPTS = {
+    "openwit-queries": ("queries", "openwit.queries.cli:main"),
+    "openwit-build": ("pipeline", "openwit.pipeline.cli:main"),
+    "openwit-stats": ("pipeline", "openwit.pipeline.stats_cli:main"),
+    "openwit-loader": ("loader", "openwit.loader.cli:main"),
+}
+
+setup(
+    name="openwit",
+    version="0.1.0",
+    description="Build CLIP-style web image-text datasets (WIT) and train CLIP on them",
+    long_description=open("README.md", encoding="utf-8").read() if os.path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
+    include_package_data=True,
+    install_requires=[
+        "apache-beam[gcp]>=2.60",
+        "requests",
+        "aiohttp>=3.9",
+        "pillow>=10",
+        "pyarrow>=14",
+        "numpy",
+        "webdataset>=0.2.90",
+        "torch==2.13.0",
+        "pyahocorasick>=2.0",
+        "tokenizers>=0.15",
+        "fsspec",
+        "tqdm",
+        "matplotlib",
+        "fastwarc",
+        "selectolax",
+        "xxhash",
+    ],
+    extras_require={"dev": ["pytest", "pytest-timeout"]},
+    entry_points={
+        "console_scripts": [
+            f"{name}={target}"
+            for name, (part, target) in CONSOLE_SCRIPTS.items()
+            if os.path.exists(os.path.join(part, "__init__.py"))
+        ]
+    },
+)

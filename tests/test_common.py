@@ -1,0 +1,55 @@
+"""The shared helpers: offline-safe Beam default, CLI error reporting, atomic writes, hashing."""
+import os
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.testing.util import assert_that, equal_to
+
+from openwit.common import atomic, beamrun, errors, hashing
+
+
+def test_default_runner_is_offline_fnapi_and_runs():
+    opts = beamrun.pipeline_options([])
+    assert opts.view_as(StandardOptions).runner.endswith("FnApiRunner")
+    assert beamrun.pipeline_options(["--runner", "DirectRunner"]).view_as(StandardOptions).runner.endswith("FnApiRunner")
+    assert beamrun.pipeline_options(["--runner", "DataflowRunner"]).view_as(StandardOptions).runner == "DataflowRunner"
+    with beam.Pipeline(options=opts) as p:
+        doubled = p | beam.Create([1, 2, 3]) | beam.Map(lambda x: x * 2)
+        assert_that(doubled, equal_to([2, 4, 6]))
+
+
+def test_cli_main_turns_user_error_into_one_line(capsys):
+    @errors.cli_main
+    def main():
+        raise errors.UserError("file x.bz2: truncated bz2 stream")
+
+    assert main() == 2
+    err = capsys.readouterr().err
+    assert err == "error: file x.bz2: truncated bz2 stream\n"
+
+
+def test_find_user_error_in_beam_wrapped_text():
+    wrapped = RuntimeError("Error while running stage: openwit.common.errors.UserError: bad file y\nTraceback ...")
+    assert errors.find_user_error(wrapped) == "bad file y"
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "sub" / "a.bin"
+    try:
+        with atomic.atomic_open(str(target)) as f:
+            f.write(b"partial")
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert not target.exists() and os.listdir(target.parent) == []
+    atomic.atomic_write_bytes(str(target), b"whole")
+    assert target.read_bytes() == b"whole" and os.listdir(target.parent) == ["a.bin"]
+
+
+def test_hashing_is_deterministic_and_keyed():
+    assert hashing.blake_hex("u", "c") == hashing.blake_hex("u", "c")
+    assert len(hashing.blake_hex("u", "c")) == 32
+    assert hashing.blake_hex("u", "c") != hashing.blake_hex("uc", "")
+    assert hashing.uniform("a", key=1) != hashing.uniform("a", key=2)
+    draws = [hashing.uniform(i, key=0) for i in range(20000)]
+    assert 0 <= min(draws) and max(draws) < 1 and abs(sum(draws) / len(draws) - 0.5) < 0.01
