@@ -1,0 +1,1 @@
+"""openwit.loader — see README.md."""

@@ -1,0 +1,1 @@
+"""openwit.pipeline — see README.md."""

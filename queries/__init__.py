@@ -1,0 +1,1 @@
+"""openwit.queries — see README.md."""
