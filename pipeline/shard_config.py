@@ -1,0 +1,105 @@
+"""Shard-stage settings: built once from the CLI namespace, picklable, with the fingerprinted subset.
+
+Fetch and image settings come from `openwit.pipeline.fetch.FetchSettings` and
+`openwit.pipeline.images.ImageSettings`: every dataclass field that the namespace carries (same
+name, value not None) is passed on, the rest keep their defaults; so a new flag in the CLI reaches
+the settings without touching this file.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+from typing import Any
+
+from openwit.common.errors import UserError
+
+DEFAULT_SAMPLES_PER_SHARD = 10_000
+
+
+def _from_namespace(cls, args: argparse.Namespace):
+    kwargs = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+              if getattr(args, f.name, None) is not None}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"bad {cls.__name__} setting: {e}") from e
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardConfig:
+    """Everything a shard worker needs; `settings` is what the fingerprint covers."""
+
+    out: str
+    fetch: Any  # FetchSettings
+    image: Any  # ImageSettings
+    samples_per_shard: int = DEFAULT_SAMPLES_PER_SHARD
+    seed: int | str = 0
+    dedup_sha256: bool = False
+    retry_failed: bool = False
+    progress: bool = False
+    threads: int = 0
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        merged = {**self.fetch.fingerprint_fields(), **self.image.fingerprint_fields()}
+        merged.update(samples_per_shard=self.samples_per_shard, seed=self.seed,
+                      dedup_sha256=self.dedup_sha256)
+        return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in merged.items()}
+
+    @property
+    def concurrency(self) -> int:
+        return max(1, int(getattr(self.fetch, "concurrency", 64) or 64))
+
+    @property
+    def worker_threads(self) -> int:
+        return self.threads or max(2, os.cpu_count() or 2)
+
+
+def shard_config(args: argparse.Namespace, local: bool) -> ShardConfig:
+    """ShardConfig from the build/shards namespace; bad values become a UserError."""
+    from openwit.pipeline.fetch import FetchSettings
+    from openwit.pipeline.images import ImageSettings
+
+    image = _from_namespace(ImageSettings, args)
+    try:
+        image.validate()
+    except ValueError as e:
+        raise UserError(str(e)) from e
+    n = int(getattr(args, "samples_per_shard", None) or DEFAULT_SAMPLES_PER_SHARD)
+    if n < 1:
+        raise UserError(f"--samples-per-shard must be at least 1, got {n}")
+    return ShardConfig(
+        out=args.out.rstrip("/"), fetch=_from_namespace(FetchSettings, args), image=image,
+        samples_per_shard=n, seed=getattr(args, "seed", 0) or 0,
+        dedup_sha256=bool(getattr(args, "dedup_sha256", False)),
+        retry_failed=bool(getattr(args, "retry_failed", False)), progress=local,
+        threads=int(getattr(args, "image_threads", 0) or 0))
+
+
+def add_shard_flags(parser: argparse.ArgumentParser) -> None:
+    """The shard stage's flags (the same names openwit-build uses)."""
+    g = parser.add_argument_group("shards")
+    g.add_argument("--samples-per-shard", type=int, default=DEFAULT_SAMPLES_PER_SHARD)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--image-size", type=int)
+    g.add_argument("--resize-mode", choices=["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"])
+    g.add_argument("--resize-only-if-bigger", action="store_true", default=None)
+    g.add_argument("--output-format", choices=["jpg", "webp", "png"])
+    g.add_argument("--quality", type=int)
+    g.add_argument("--min-image-size", type=int)
+    g.add_argument("--max-aspect-ratio", type=float)
+    g.add_argument("--max-image-area", type=float)
+    g.add_argument("--max-image-pixels", type=int)
+    g.add_argument("--user-agent-token")
+    g.add_argument("--proxy")
+    g.add_argument("--allow-private-addresses", action="store_true", default=None)
+    g.add_argument("--timeout", type=float, help="total seconds per download attempt")
+    g.add_argument("--concurrency", type=int, help="downloads in flight per shard worker")
+    g.add_argument("--per-host-connections", type=int)
+    g.add_argument("--retries", type=int)
+    g.add_argument("--image-threads", type=int, default=0, help="decode/resize threads (default: cores)")
+    g.add_argument("--dedup-sha256", action="store_true", help="drop exact duplicate images (per shard)")
+    g.add_argument("--retry-failed", action="store_true",
+                   help="re-fetch failed_to_download samples of committed shards")

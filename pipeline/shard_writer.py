@@ -1,0 +1,126 @@
+"""Write and read one shard: `{n:05d}.tar`, `{n:05d}.parquet`, then `{n:05d}_stats.json` (commit marker).
+
+Every file goes to a temporary name and is renamed (openwit.common.atomic), the marker last, so a
+killed run never leaves a truncated file under a final name and an uncommitted shard is simply
+rebuilt. Tar members are sorted by key (image, json, txt per key) with mtime 0, uid/gid 0, empty
+owner names and mode 0o644; Parquet and JSON carry no timestamps: a rerun gives identical bytes.
+Paths may be local, gs:// or s3:// (Beam FileSystems).
+"""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from typing import Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from openwit.common.atomic import atomic_open, atomic_write_bytes, atomic_write_text
+from openwit.pipeline.shard_sample import PARQUET_SCHEMA, STATUSES, meta_json, parquet_row, sample_from_row
+
+
+def shard_path(out: str, shard: int, suffix: str) -> str:
+    """`OUT/00012.tar`, `OUT/00012.parquet`, `OUT/00012_stats.json`."""
+    return f"{out.rstrip('/')}/{shard:05d}{suffix}"
+
+
+def _member(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info, io.BytesIO(data)
+
+
+def write_tar(path: str, samples: Iterable[dict]) -> None:
+    """The successes as `key.<ext>`, `key.json`, `key.txt`, sorted by key (stream mode: no seeks)."""
+    with atomic_open(path, mime_type="application/x-tar") as f:
+        with tarfile.open(fileobj=f, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
+            for s in sorted(samples, key=lambda s: s["key"]):
+                if s["status"] != "success":
+                    continue
+                for name, data in ((f"{s['key']}.{s['ext']}", s["data"]),
+                                   (f"{s['key']}.json", meta_json(s)),
+                                   (f"{s['key']}.txt", (s["caption"] or "").encode("utf-8"))):
+                    tar.addfile(*_member(name, data))
+
+
+def parquet_bytes(samples: Iterable[dict]) -> bytes:
+    """One row per attempted sample, fixed schema, sorted by key."""
+    rows = [parquet_row(s) for s in sorted(samples, key=lambda s: s["key"])]
+    table = pa.Table.from_pylist(rows, schema=PARQUET_SCHEMA)
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def shard_stats(shard: int, samples: list[dict], fingerprint: str, settings: dict,
+                cand_hash: str) -> dict:
+    """img2dataset-style counts (+ per-reason `status_dict`) and the settings fingerprint."""
+    counts = {status: 0 for status in STATUSES}
+    reasons: dict[str, int] = {}
+    for s in samples:
+        counts[s["status"]] += 1
+        if s.get("reason"):
+            reasons[s["reason"]] = reasons.get(s["reason"], 0) + 1
+    return {
+        "shard": shard, "count": len(samples), "successes": counts["success"],
+        "failed_to_download": counts["failed_to_download"],
+        "failed_to_resize": counts["failed_to_resize"], "filtered": counts["filtered"],
+        "status_dict": dict(sorted(reasons.items())),
+        "fingerprint": fingerprint, "candidates_hash": cand_hash, "settings": settings,
+    }
+
+
+def write_shard(out: str, shard: int, samples: list[dict], stats: dict) -> None:
+    """Tar, Parquet, then the stats marker; each atomically. Removes an old marker first, so a
+    rewrite (--retry-failed) that dies half-way leaves the shard uncommitted, never mixed."""
+    marker = shard_path(out, shard, "_stats.json")
+    if FileSystems.exists(marker):
+        FileSystems.delete([marker])
+    write_tar(shard_path(out, shard, ".tar"), samples)
+    atomic_write_bytes(shard_path(out, shard, ".parquet"), parquet_bytes(samples))
+    atomic_write_text(marker, json.dumps(stats, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def read_stats(out: str, shard: int) -> dict | None:
+    """The committed shard's stats, or None when the shard is not committed."""
+    path = shard_path(out, shard, "_stats.json")
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path) as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
+def read_shard(out: str, shard: int) -> list[dict]:
+    """A committed shard's samples (Parquet rows + image bytes from the tar) for --retry-failed."""
+    with FileSystems.open(shard_path(out, shard, ".parquet")) as f:
+        rows = pq.read_table(io.BytesIO(f.read())).to_pylist()
+    images: dict[str, tuple[str, bytes]] = {}
+    with FileSystems.open(shard_path(out, shard, ".tar")) as f:
+        with tarfile.open(fileobj=io.BytesIO(f.read()), mode="r") as tar:
+            for m in tar.getmembers():
+                key, ext = m.name.split(".", 1)
+                if ext not in ("json", "txt"):
+                    images[key] = (ext, tar.extractfile(m).read())
+    samples = []
+    for row in rows:
+        s = sample_from_row(row)
+        if s["status"] == "success":
+            s["ext"], s["data"] = images[s["key"]]
+        samples.append(s)
+    return samples
+
+
+def remove_stale_temps(out: str, shard: int) -> int:
+    """Delete temporary files a killed run left for this shard; returns how many."""
+    pattern = f"{out.rstrip('/')}/.{shard:05d}*.tmp-*"
+    try:
+        found = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
+    except Exception:  # noqa: BLE001  (nothing matched / output folder not created yet)
+        return 0
+    if found:
+        FileSystems.delete(found)
+    return len(found)

@@ -1,0 +1,197 @@
+"""Shard stage of openwit-build: balanced candidates → WebDataset tar + Parquet shards (img2dataset layout).
+
+Beam shell only: plan (shard_plan) → one DoFn call per shard that fetches, resizes and writes it
+(shard_fetch, shard_writer). Candidate metadata is shuffled twice (by hash bucket, then by shard);
+image bytes never go through a shuffle. Rerunning resumes: committed shards are skipped when their
+settings fingerprint matches, and the run stops with a one-line error naming the setting otherwise.
+
+    python -m openwit.pipeline.shards --candidates 'OUT/candidates/*.parquet' --out OUT [flags] [beam flags]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from typing import Iterable
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from openwit.common.beamrun import is_local, pipeline_options
+from openwit.common.errors import UserError, cli_main, setup_logging
+from openwit.pipeline.shard_config import ShardConfig, add_shard_flags, shard_config
+from openwit.pipeline.shard_fetch import check_committed
+from openwit.pipeline.shard_plan import bucket_of, bucket_offsets, rank_bucket, settings_fingerprint, sort_hash
+
+log = logging.getLogger("openwit.shards")
+NS = "shards"
+
+
+class _Progress:
+    """Process-wide progress lines (samples/s) for local runs, where DoFns run in this process."""
+
+    def __init__(self, every: float = 10.0):
+        self.every, self.lock = every, threading.Lock()
+        self.start = self.last = time.monotonic()
+        self.done = self.ok = 0
+
+    def update(self, sample: dict) -> None:
+        with self.lock:
+            self.done += 1
+            self.ok += sample["status"] == "success"
+            now = time.monotonic()
+            if now - self.last >= self.every:
+                self.last = now
+                log.info("shards: %d samples attempted, %d ok, %.0f samples/s", self.done, self.ok,
+                         self.done / max(now - self.start, 1e-9))
+
+
+_PROGRESS = _Progress()
+
+
+class WriteShardFn(beam.DoFn):
+    """(shard, [(index, candidate)]) → the shard's files; yields its stats. Loop/session made in setup."""
+
+    def __init__(self, cfg: ShardConfig):
+        self.cfg = cfg
+
+    def setup(self):
+        from openwit.pipeline.shard_fetch import ShardBuilder
+        self.builder = ShardBuilder(self.cfg)
+
+    def teardown(self):
+        builder = getattr(self, "builder", None)
+        if builder is not None:
+            builder.close()
+
+    def _count(self, sample: dict) -> None:
+        Metrics.counter(NS, sample["status"]).inc()
+        if sample.get("reason"):
+            Metrics.counter(NS, f"reason_{sample['reason']}").inc()
+        if self.cfg.progress:
+            _PROGRESS.update(sample)
+
+    def process(self, element):
+        shard, items = element
+        action, stats = self.builder.build(shard, list(items), self._count)
+        Metrics.counter(NS, f"shards_{action}").inc()
+        yield stats
+
+
+def _keyed(cand: dict, seed) -> tuple[int, tuple[int, dict]]:
+    h = sort_hash(cand["uid"], seed)
+    return bucket_of(h), (h, cand)
+
+
+def _ranked(element, offsets: dict, samples_per_shard: int):
+    bucket, members = element
+    yield from rank_bucket(bucket, members, offsets[bucket], samples_per_shard)
+
+
+def _shard_transform(candidates: beam.PCollection, cfg: ShardConfig) -> beam.PCollection:
+    """Plan by hash rank (see shard_plan), group per shard, build each shard; returns stats."""
+    keyed = candidates | "ShardHash" >> beam.Map(_keyed, cfg.seed)
+    offsets = (keyed
+               | "BucketCount" >> beam.combiners.Count.PerKey()
+               | "BucketCounts" >> beam.combiners.ToDict()
+               | "BucketOffsets" >> beam.Map(bucket_offsets))
+    return (keyed
+            | "GroupBucket" >> beam.GroupByKey()
+            | "Rank" >> beam.FlatMap(_ranked, beam.pvalue.AsSingleton(offsets), cfg.samples_per_shard)
+            | "GroupShard" >> beam.GroupByKey()
+            | "WriteShard" >> beam.ParDo(WriteShardFn(cfg)))
+
+
+def check_existing(cfg: ShardConfig) -> None:
+    """Fail fast in the driver when committed shards were built with other settings."""
+    try:
+        found = sorted(m.path for r in FileSystems.match([f"{cfg.out}/*_stats.json"]) for m in r.metadata_list)
+    except Exception:  # noqa: BLE001  (no output folder yet)
+        return
+    for path in found[:1]:
+        with FileSystems.open(path) as f:
+            stats = json.loads(f.read().decode("utf-8"))
+        if stats.get("settings") != json.loads(json.dumps(cfg.settings, default=str)):
+            check_committed(stats, cfg, settings_fingerprint(cfg.settings, ""), stats.get("shard", 0))
+
+
+def add_shard_stage(candidates: beam.PCollection, args: argparse.Namespace, beam_args: list[str]) -> None:
+    """Add the shard stage to a pipeline that produces candidate dicts (openwit-build --stage all).
+
+    After the pipeline has run, call `finish_shards(args.out, beam_args)` for the summary and report.
+    """
+    cfg = shard_config(args, local=is_local(pipeline_options(beam_args)))
+    check_existing(cfg)
+    _shard_transform(candidates, cfg)
+
+
+def summarize(out: str) -> dict:
+    """Totals over the committed shards' stats."""
+    totals = {"shards": 0, "count": 0, "successes": 0, "failed_to_download": 0, "failed_to_resize": 0,
+              "filtered": 0}
+    try:
+        paths = [m.path for r in FileSystems.match([f"{out.rstrip('/')}/*_stats.json"]) for m in r.metadata_list]
+    except Exception:  # noqa: BLE001
+        paths = []
+    for path in paths:
+        with FileSystems.open(path) as f:
+            stats = json.loads(f.read().decode("utf-8"))
+        totals["shards"] += 1
+        for k in list(totals)[1:]:
+            totals[k] += int(stats.get(k, 0))
+    return totals
+
+
+def finish_shards(out: str, beam_args: list[str]) -> dict:
+    """Log the summary and, on local runs, write OUT/report/ with openwit's stats report."""
+    totals = summarize(out) if is_local(pipeline_options(beam_args)) else {}
+    if totals:
+        log.info("shards: %s", ", ".join(f"{k}={v}" for k, v in totals.items()))
+        try:
+            from openwit.pipeline.stats import write_report
+        except ImportError:
+            log.warning("stats report not available (openwit.pipeline.stats missing)")
+        else:
+            log.info("report: %s", write_report(out))
+    return totals
+
+
+def run_shards(candidate_rows_or_glob: str | Iterable[dict], out: str, args: argparse.Namespace,
+               beam_args: list[str]) -> dict:
+    """Run the shard stage alone on candidate rows or a Parquet glob; returns the summary totals."""
+    args = argparse.Namespace(**{**vars(args), "out": out})
+    options = pipeline_options(beam_args)
+    cfg = shard_config(args, local=is_local(options))
+    check_existing(cfg)
+    if isinstance(candidate_rows_or_glob, str):
+        if not FileSystems.match([candidate_rows_or_glob])[0].metadata_list:
+            raise UserError(f"no candidate files match {candidate_rows_or_glob}")
+    with beam.Pipeline(options=options) as p:
+        if isinstance(candidate_rows_or_glob, str):
+            cands = p | "ReadCandidates" >> beam.io.ReadFromParquet(candidate_rows_or_glob)
+        else:
+            cands = p | "Candidates" >> beam.Create(list(candidate_rows_or_glob), reshuffle=False)
+        _shard_transform(cands, cfg)
+    return finish_shards(out, beam_args)
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m openwit.pipeline.shards", description=__doc__.split("\n")[0])
+    parser.add_argument("--candidates", required=True, help="candidate Parquet file(s): path or glob")
+    parser.add_argument("--out", required=True, help="output folder (local, gs://, s3://)")
+    parser.add_argument("--verbose", action="store_true")
+    add_shard_flags(parser)
+    args, beam_args = parser.parse_known_args(argv)
+    setup_logging(args.verbose)
+    log.setLevel(logging.INFO)
+    run_shards(args.candidates, args.out, args, beam_args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
