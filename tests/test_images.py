@@ -1,0 +1,242 @@
+"""process_image on real photos and hand-made hard cases (CMYK, 16-bit, palette alpha, bombs, EXIF)."""
+import hashlib
+import io
+import json
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from openwit.common.errors import UserError
+from openwit.pipeline.images import ImageSettings, process_image
+
+MODES = ["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"]
+
+
+def _expected_size(w, h, mode, size, only_if_bigger):
+    """img2dataset's geometry, written out independently of the code under test."""
+    if mode == "no":
+        return w, h
+    side = min(w, h) if mode in ("keep_ratio", "center_crop") else max(w, h)
+    if only_if_bigger and side <= size:
+        return w, h
+    if mode in ("center_crop", "border"):
+        return size, size
+    return round(w * size / side), round(h * size / side)
+
+
+def _encode(im, fmt="JPEG", **kw):
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _decode(data):
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return im
+
+
+@pytest.fixture(scope="module")
+def real_images(shared_data):
+    base = shared_data / "images"
+    paths = sorted((base / "img2dataset_tests").glob("*.*")) + [
+        base / "skimage" / n for n in ("horse.png", "coffee.png", "text.png", "rocket.jpg")
+    ]
+    return {p.name: p.read_bytes() for p in paths}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("size,only_if_bigger", [(256, False), (300, True), (160, False)])
+def test_resize_modes_match_spec(real_images, mode, size, only_if_bigger):
+    settings = ImageSettings(image_size=size, resize_mode=mode, resize_only_if_bigger=only_if_bigger)
+    for name, raw in real_images.items():
+        r = process_image(raw, settings)
+        assert r.status == "success", (name, r.error)
+        ow, oh = Image.open(io.BytesIO(raw)).size
+        assert (r.original_width, r.original_height) == (ow, oh)
+        assert (r.width, r.height) == _expected_size(ow, oh, mode, size, only_if_bigger), name
+        out = _decode(r.data)
+        assert out.format == "JPEG" and out.mode == "RGB" and out.size == (r.width, r.height)
+        assert r.sha256 == hashlib.sha256(raw).hexdigest() and r.ext == "jpg"
+
+
+def test_border_pads_black_and_center_crop_keeps_middle(real_images):
+    raw = real_images["123_456.jpg"]  # 123 wide, 456 high
+    r = process_image(raw, ImageSettings(image_size=256, resize_mode="border", output_format="png"))
+    arr = np.asarray(_decode(r.data))
+    inner_w = round(123 * 256 / 456)
+    left = (256 - inner_w) // 2
+    assert arr[:, : left - 1].max() == 0 and arr[:, 256 - left + 1 :].max() == 0
+    assert arr[:, left + 2 : left + inner_w - 2].mean() > 20
+    # center_crop of the keep_ratio result equals its middle square
+    full = _decode(process_image(raw, ImageSettings(256, "keep_ratio", output_format="png")).data)
+    crop = _decode(process_image(raw, ImageSettings(256, "center_crop", output_format="png")).data)
+    top = (full.height - 256) // 2
+    assert np.array_equal(np.asarray(full)[top : top + 256], np.asarray(crop))
+
+
+def test_output_formats_decode_back_and_are_deterministic(real_images):
+    raw = real_images["original.png"]
+    for fmt, pil in (("jpg", "JPEG"), ("webp", "WEBP"), ("png", "PNG")):
+        s = ImageSettings(image_size=128, resize_mode="keep_ratio", output_format=fmt, quality=80)
+        a, b = process_image(raw, s), process_image(raw, s)
+        assert a.data == b.data and a.ext == fmt
+        out = _decode(a.data)
+        assert out.format == pil and out.size == (128, round(535 * 128 / 389))
+
+
+def test_big_jpeg_shrink_uses_draft_and_stays_faithful(shared_data):
+    src = Image.open(shared_data / "images" / "sklearn" / "china.jpg").convert("RGB")
+    big = src.resize((3200, 2135), Image.Resampling.BICUBIC)
+    raw = _encode(big, quality=90)
+    s = ImageSettings(image_size=256, resize_mode="keep_ratio", output_format="png")
+    r = process_image(raw, s)
+    assert r.status == "success" and r.draft_scale == 8  # 2135 // 256 = 8: decoded at 1/8
+    assert (r.width, r.height) == (round(3200 * 256 / 2135), 256)
+    reference = _decode(raw).convert("RGB").resize((r.width, r.height), Image.Resampling.LANCZOS)
+    diff = np.abs(np.asarray(_decode(r.data), float) - np.asarray(reference, float)).mean()
+    assert diff < 4, diff
+    # no draft when not shrinking (mode "no" or upscaling)
+    assert process_image(raw, ImageSettings(resize_mode="no")).draft_scale == 1
+
+
+def _oriented_jpeg(w, h, orientation):
+    """Stored image: left half red, right half blue, with an EXIF orientation tag."""
+    arr = np.zeros((h, w, 3), np.uint8)
+    arr[:, : w // 2] = (255, 0, 0)
+    arr[:, w // 2 :] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "OpenWit Camera"
+    return _encode(Image.fromarray(arr), quality=95, exif=exif.tobytes())
+
+
+@pytest.mark.parametrize("w,h", [(60, 40), (1200, 800)])
+def test_exif_orientation_applied(w, h):
+    raw = _oriented_jpeg(w, h, 6)  # displayed = stored rotated 90° clockwise: left → top
+    r = process_image(raw, ImageSettings(image_size=64, resize_mode="keep_ratio_largest", output_format="png"))
+    assert r.status == "success"
+    assert (r.original_width, r.original_height) == (h, w)
+    assert (r.width, r.height) == (round(h * 64 / w), 64)
+    arr = np.asarray(_decode(r.data)).astype(int)
+    assert arr[5, arr.shape[1] // 2, 0] > 200 and arr[5, arr.shape[1] // 2, 2] < 60  # top is red
+    assert arr[-5, arr.shape[1] // 2, 2] > 200  # bottom is blue
+    tags = json.loads(r.exif)
+    assert tags["Image Orientation"] == "6" and tags["Image Make"] == "OpenWit Camera"
+
+
+def _png(width, height, color_type, bit_depth, raw_rows):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw_rows)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize("side", [12_000, 100_000])  # above our limit; above Pillow's own 2x limit
+def test_decompression_bomb_png_rejected_without_decoding(side):
+    raw = _png(side, side, 0, 8, b"\x00" * 64)  # a few hundred bytes declaring side² pixels
+    assert len(raw) < 1000
+    t = time.perf_counter()
+    r = process_image(raw, ImageSettings())
+    assert time.perf_counter() - t < 1.0
+    assert (r.status, r.reason) == ("failed_to_resize", "decompression_bomb")
+    assert r.error.startswith("decompression_bomb: ") and r.data is None
+
+
+def test_bomb_guard_follows_settings_not_pillow_global(real_images):
+    raw = real_images["524_316.jpg"]
+    r = process_image(raw, ImageSettings(max_image_pixels=524 * 316 - 1))
+    assert (r.status, r.reason) == ("failed_to_resize", "decompression_bomb")
+    assert process_image(raw, ImageSettings(max_image_pixels=524 * 316)).status == "success"
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # untouched
+
+
+def test_truncated_and_garbage_bytes_fail_cleanly(real_images, shared_data):
+    jpeg = (shared_data / "images" / "sklearn" / "china.jpg").read_bytes()
+    r = process_image(jpeg[: len(jpeg) // 2], ImageSettings())
+    assert (r.status, r.reason) == ("failed_to_resize", "truncated_image"), r.error
+    png = real_images["original.png"]
+    r = process_image(png[: len(png) // 2], ImageSettings())
+    assert r.status == "failed_to_resize" and r.reason in ("truncated_image", "decode_error")
+    for raw in (b"", b"not an image at all", b"\xff\xd8\xff\xe0" + b"\x00" * 50):
+        r = process_image(raw, ImageSettings())
+        assert (r.status, r.reason) == ("failed_to_resize", "decode_error")
+        assert r.sha256 == hashlib.sha256(raw).hexdigest()
+
+
+def test_filters_use_original_size(real_images):
+    raw = real_images["456_123.jpg"]  # ratio 3.7, area 56088
+    cases = [
+        (ImageSettings(min_image_size=124), "image_too_small"),
+        (ImageSettings(max_aspect_ratio=3.5), "aspect_ratio_too_large"),
+        (ImageSettings(max_image_area=456 * 123 - 1), "image_area_too_large"),
+    ]
+    for settings, reason in cases:
+        r = process_image(raw, settings)
+        assert (r.status, r.reason) == ("filtered", reason)
+        assert r.error.startswith(reason + ": ")
+        assert (r.original_width, r.original_height) == (456, 123) and r.data is None
+    ok = ImageSettings(min_image_size=123, max_aspect_ratio=3.8, max_image_area=456 * 123)
+    assert process_image(raw, ok).status == "success"
+
+
+def test_cmyk_jpeg(shared_data):
+    src = Image.open(shared_data / "images" / "sklearn" / "flower.jpg").convert("RGB")
+    raw = _encode(src.convert("CMYK"), quality=95)
+    assert Image.open(io.BytesIO(raw)).mode == "CMYK"
+    r = process_image(raw, ImageSettings(resize_mode="no", output_format="png"))
+    out = _decode(r.data)
+    assert r.status == "success" and out.mode == "RGB"
+    assert np.abs(np.asarray(out, float) - np.asarray(src, float)).mean() < 8
+
+
+def test_16bit_grey_png_scaled_to_8bit():
+    arr = (np.arange(64 * 32, dtype=np.uint32).reshape(32, 64) * 32).astype(np.uint16)
+    raw = _encode(Image.fromarray(arr), "PNG")
+    assert Image.open(io.BytesIO(raw)).mode.startswith("I")
+    r = process_image(raw, ImageSettings(resize_mode="no", output_format="png"))
+    out = np.asarray(_decode(r.data))
+    assert r.status == "success" and out.shape == (32, 64, 3)
+    assert np.array_equal(out[..., 0], (arr >> 8).astype(np.uint8))
+
+
+@pytest.mark.parametrize("mode", ["P", "LA", "RGBA"])
+def test_transparency_composited_on_white(mode):
+    base = Image.new("RGB", (20, 10), (200, 0, 0))
+    if mode == "P":
+        im = Image.new("P", (20, 10), 1)
+        im.putpalette([0, 255, 0, 200, 0, 0])  # index 0: green, marked transparent
+        im.paste(0, (0, 0, 10, 10))
+        raw = _encode(im, "PNG", transparency=0)
+    else:
+        im = base.convert(mode)
+        alpha = Image.new("L", (20, 10), 255)
+        alpha.paste(0, (0, 0, 10, 10))
+        im.putalpha(alpha)
+        raw = _encode(im, "PNG")
+    r = process_image(raw, ImageSettings(resize_mode="no", output_format="png"))
+    out = np.asarray(_decode(r.data))
+    assert r.status == "success"
+    assert (out[:, :9] == 255).all()  # transparent half → white
+    assert out[:, 11:].mean() < 150  # opaque half keeps its colour
+
+
+def test_settings_validation_and_fingerprint():
+    for bad in (
+        dict(image_size=0), dict(resize_mode="stretch"), dict(output_format="gif"), dict(quality=0),
+        dict(min_image_size=-1), dict(max_aspect_ratio=0.5), dict(max_image_pixels=0),
+        dict(max_image_area=float("nan")),
+    ):
+        with pytest.raises(UserError, match="--"):
+            ImageSettings(**bad).validate()
+        with pytest.raises(UserError):
+            process_image(b"x", ImageSettings(**bad))
+    fp = ImageSettings().fingerprint_fields()
+    assert json.loads(json.dumps(fp, allow_nan=False))["max_aspect_ratio"] == "inf"
+    assert fp["resize_mode"] == "border" and fp["image_size"] == 256
