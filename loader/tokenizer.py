@@ -1,0 +1,209 @@
+"""Caption tokenizer on HF `tokenizers` (Rust): CLIP's BPE, or a byte-level BPE trained on the captions.
+
+Both kinds share one layout so a CLIP text tower works unchanged: the 512 byte tokens (each byte alone
+and with the `</w>` end-of-word suffix, in CLIP's bytes→unicode order), the learned merges, then
+`<|startoftext|>` and `<|endoftext|>` as the two highest ids (the text tower may pool at `argmax`).
+Every caption becomes exactly `context_length` ids: start token, BPE ids, end token, zero padding;
+too-long captions are cut so the end token is kept, as CLIP's `tokenize` does.
+
+Text cleanup follows CLIP: ftfy.fix_text, html.unescape twice, whitespace collapse, lowercase.
+ftfy is slow, so it runs only on text where it can change something (non-ASCII, `&`, control chars);
+on plain printable ASCII it is the identity.
+"""
+from __future__ import annotations
+
+import gzip
+import html
+import json
+import os
+import re
+from typing import Iterable, Sequence
+
+import ftfy
+import numpy as np
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers.trainers import BpeTrainer
+
+from openwit.common.atomic import atomic_write_text
+from openwit.common.errors import UserError
+
+SOT, EOT = "<|startoftext|>", "<|endoftext|>"
+EOW = "</w>"
+CONTEXT_LENGTH = 77
+CLIP_VOCAB_SIZE = 49408
+# CLIP's pre-tokenization pattern (the special tokens are handled by the tokenizer as added tokens).
+PRETOKEN_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+_NEEDS_FTFY = re.compile(r"[^\x20-\x25\x27-\x7e\t\n\r]")  # anything but printable ASCII without '&'
+_SPACES = re.compile(r"\s+")
+
+
+def bytes_to_unicode() -> list[str]:
+    """CLIP/GPT-2's reversible byte→printable-character table, in CLIP's vocabulary order."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    table, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    chars = [table[b] for b in printable] + [table[b] for b in range(256) if b not in printable]
+    return chars
+
+
+def clean_caption(text: str) -> str:
+    """CLIP's text cleanup (ftfy + double html.unescape + whitespace collapse + lowercase)."""
+    if _NEEDS_FTFY.search(text):
+        text = html.unescape(html.unescape(ftfy.fix_text(text)))
+    return _SPACES.sub(" ", text).strip().lower()
+
+
+def _build(tokens: Sequence[str], merges: Sequence[tuple[str, str]], context_length: int) -> Tokenizer:
+    """Assemble a CLIP-layout tokenizer from merge-ordered tokens (without the special tokens)."""
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    vocab[SOT], vocab[EOT] = len(vocab), len(vocab) + 1
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=list(merges), end_of_word_suffix=EOW, unk_token=None))
+    tok.normalizer = normalizers.Sequence([normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKEN_PATTERN), behavior="removed", invert=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.BPEDecoder(suffix=EOW)
+    tok.add_special_tokens([SOT, EOT])
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{SOT} $A {EOT}", special_tokens=[(SOT, vocab[SOT]), (EOT, vocab[EOT])])
+    tok.enable_truncation(context_length)
+    tok.enable_padding(length=context_length, pad_id=0, pad_token="!")
+    return tok
+
+
+def _base_tokens() -> list[str]:
+    chars = bytes_to_unicode()
+    return chars + [c + EOW for c in chars]
+
+
+class CaptionTokenizer:
+    """Batch caption → `[N, context_length]` int64 ids (start, BPE, end, zero padding)."""
+
+    def __init__(self, tokenizer: Tokenizer, context_length: int = CONTEXT_LENGTH):
+        self.tokenizer = tokenizer
+        self.context_length = context_length
+        tokenizer.enable_truncation(context_length)
+        tokenizer.enable_padding(length=context_length, pad_id=0, pad_token="!")
+        self.sot_id = tokenizer.token_to_id(SOT)
+        self.eot_id = tokenizer.token_to_id(EOT)
+        if self.sot_id is None or self.eot_id is None:
+            raise UserError(f"tokenizer lacks {SOT} / {EOT}: not an openwit/CLIP tokenizer")
+        self._fast = _fast_copy(tokenizer)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    @classmethod
+    def from_clip_bpe(cls, path: str, context_length: int = CONTEXT_LENGTH) -> "CaptionTokenizer":
+        """CLIP's own vocabulary from `bpe_simple_vocab_16e6.txt.gz` (ids equal CLIP's tokenizer)."""
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                lines = f.read().split("\n")
+        except OSError as e:
+            raise UserError(f"cannot read CLIP BPE file {path}: {e}") from e
+        merges = [tuple(line.split()) for line in lines[1: 49152 - 256 - 2 + 1]]
+        tokens = _base_tokens() + ["".join(m) for m in merges]
+        return cls(_build(tokens, merges, context_length), context_length)
+
+    @classmethod
+    def from_file(cls, path: str, context_length: int = CONTEXT_LENGTH) -> "CaptionTokenizer":
+        """A `tokenizer.json` (as written by `save`); a `.txt.gz` path is read as CLIP's BPE file."""
+        if path.endswith(".gz"):
+            return cls.from_clip_bpe(path, context_length)
+        try:
+            return cls(Tokenizer.from_file(path), context_length)
+        except Exception as e:  # tokenizers raises plain Exception on bad JSON
+            raise UserError(f"cannot load tokenizer {path}: {e}") from e
+
+    @classmethod
+    def train(cls, captions: Iterable[str], vocab_size: int = 32000,
+              context_length: int = CONTEXT_LENGTH, min_frequency: int = 2) -> "CaptionTokenizer":
+        """Train a byte-level BPE on `captions` with CLIP's cleanup, pre-tokenizer and layout."""
+        if vocab_size < 512 + 2:
+            raise UserError(f"--vocab-size must be at least 514 (the byte tokens + 2 specials), got {vocab_size}")
+        scratch = _build(_base_tokens(), [], context_length)
+        trainer = BpeTrainer(vocab_size=vocab_size - 2, min_frequency=min_frequency, show_progress=False,
+                             initial_alphabet=bytes_to_unicode(), end_of_word_suffix=EOW)
+        scratch.train_from_iterator((clean_caption(c) for c in captions), trainer=trainer)
+        model = json.loads(scratch.to_str())["model"]
+        merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+        learned = sorted((i, t) for t, i in model["vocab"].items() if t not in (SOT, EOT))
+        tokens = _base_tokens()
+        seen = set(tokens)
+        tokens += [t for _, t in learned if t not in seen]
+        return cls(_build(tokens, merges, context_length), context_length)
+
+    def save(self, path: str) -> None:
+        """Write `tokenizer.json` atomically (local, gs://, s3://)."""
+        atomic_write_text(path, self.tokenizer.to_str())
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of one caption without padding (start and end tokens included)."""
+        ids = self([text])[0].tolist()
+        return ids[: ids.index(self.eot_id) + 1]
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """`[len(texts), context_length]` int64 array of ids.
+
+        The hot path skips the Rust normalizer, post-processor, truncation and padding (each costs
+        as much as the BPE itself per caption) and assembles start/end/padding in NumPy instead.
+        """
+        encodings = self._fast.encode_batch_fast([clean_caption(t) for t in texts], add_special_tokens=False)
+        out = np.zeros((len(texts), self.context_length), dtype=np.int64)
+        out[:, 0] = self.sot_id
+        keep = self.context_length - 2
+        for i, enc in enumerate(encodings):
+            ids = enc.ids[:keep]
+            out[i, 1: len(ids) + 1] = ids
+            out[i, len(ids) + 1] = self.eot_id
+        return out
+
+
+def _fast_copy(tok: Tokenizer) -> Tokenizer:
+    """A copy of `tok` for batch encoding: bare pre-tokenizer + BPE with a large word cache."""
+    spec = json.loads(tok.to_str())
+    model = spec["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    fast = Tokenizer(models.BPE(vocab=model["vocab"], merges=merges, end_of_word_suffix=EOW,
+                                unk_token=None, cache_capacity=1 << 20))
+    fast.pre_tokenizer = tok.pre_tokenizer  # no added tokens: a literal "<|endoftext|>" is text, as in CLIP
+    return fast
+
+
+def default_tokenizer_path(first_shard_url: str | None = None) -> str | None:
+    """Where a default tokenizer lives: $OPENWIT_TOKENIZER, `tokenizer.json` beside local shards,
+    $OPENWIT_CLIP_BPE, or the CLIP BPE file of an installed open_clip / clip package."""
+    candidates = [os.environ.get("OPENWIT_TOKENIZER")]
+    if first_shard_url and "://" not in first_shard_url and not first_shard_url.startswith("pipe:"):
+        candidates.append(os.path.join(os.path.dirname(os.path.abspath(first_shard_url)), "tokenizer.json"))
+    candidates.append(os.environ.get("OPENWIT_CLIP_BPE"))
+    for pkg in ("open_clip", "clip"):
+        try:
+            import importlib.util
+            spec = importlib.util.find_spec(pkg)
+        except (ImportError, ValueError):
+            spec = None
+        if spec and spec.origin:
+            candidates.append(os.path.join(os.path.dirname(spec.origin), "bpe_simple_vocab_16e6.txt.gz"))
+    return next((c for c in candidates if c and os.path.exists(c)), None)
+
+
+def load_tokenizer(spec: "str | CaptionTokenizer | None", first_shard_url: str | None = None,
+                   context_length: int = CONTEXT_LENGTH) -> CaptionTokenizer:
+    """A tokenizer from an object, a path (`tokenizer.json` or CLIP's `.txt.gz`) or the defaults."""
+    if isinstance(spec, CaptionTokenizer):
+        return spec
+    path = spec or default_tokenizer_path(first_shard_url)
+    if path is None:
+        raise UserError("no tokenizer: pass tokenizer=PATH (tokenizer.json or bpe_simple_vocab_16e6.txt.gz), "
+                        "put tokenizer.json beside the shards (openwit-loader tokenizer train), "
+                        "or set OPENWIT_CLIP_BPE")
+    return CaptionTokenizer.from_file(path, context_length)
