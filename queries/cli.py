@@ -1,0 +1,120 @@
+"""`openwit-queries` / `python -m openwit.queries`: build the query list (CLIP §2.2, MetaCLIP recipe).
+
+Unknown options go to Beam (`--runner DataflowRunner --project … --temp_location …`). Inputs are
+checked before the pipeline starts (files exist, bz2/XML magic and root, WordNet folder), so bad
+input fails in a second with one line naming the file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from openwit.common.beamrun import pipeline_options
+from openwit.common.errors import UserError, cli_main, setup_logging
+from openwit.queries import dump, union, wordnet
+from openwit.queries.pipeline import Config, build
+
+log = logging.getLogger("openwit.queries")
+DUMP_SOURCES = {"unigram", "bigram"}
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(prog="openwit-queries", description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--out", required=True, help="output folder (local, gs://, s3://)")
+    ap.add_argument("--wiki-dump", nargs="+", action="extend", default=[], metavar="F",
+                    help="MediaWiki pages-articles XML dump(s), .bz2 or plain; globs ok; a "
+                         "…-multistream.xml.bz2 with its …-multistream-index.txt.bz2 beside it is read by byte ranges")
+    ap.add_argument("--pageviews", nargs="+", action="extend", default=[], metavar="F",
+                    help="Wikimedia pageview dumps (hourly or per-article daily/monthly; .gz/.bz2 ok); globs ok")
+    ap.add_argument("--wordnet-dir", default=wordnet.DEFAULT_DIR, metavar="D",
+                    help="WordNet 3.0 database folder (data.noun, data.verb, data.adj, data.adv)")
+    ap.add_argument("--sources", default=",".join(union.SOURCES),
+                    help="comma-separated subset of " + ",".join(union.SOURCES))
+    ap.add_argument("--size", type=int, default=500_000, metavar="N", help="target list size")
+    ap.add_argument("--min-unigram-count", type=int, default=100, metavar="N")
+    ap.add_argument("--min-bigram-count", type=int, default=None, metavar="N",
+                    help="bigrams seen fewer times are not scored (default: --min-unigram-count)")
+    ap.add_argument("--min-pmi", type=float, default=None, metavar="X",
+                    help="keep bigrams with PMI ≥ X (default: chosen so bigrams are ≈20%% of --size)")
+    ap.add_argument("--min-title-views", type=int, default=None, metavar="N",
+                    help="keep titles with ≥ N views (default: chosen so titles fill --size)")
+    ap.add_argument("--streams-per-task", type=int, default=10, metavar="K",
+                    help="multistream dumps: bz2 streams (100 pages each) per parallel task")
+    ap.add_argument("--verbose", action="store_true", help="Beam's INFO logging too")
+    return ap.parse_known_args(argv)
+
+
+def expand(patterns: list[str], what: str) -> list[str]:
+    """Globs / gs:// patterns → sorted file paths; a pattern matching nothing is an error."""
+    paths = []
+    for pattern in patterns:
+        try:
+            found = FileSystems.match([pattern])[0].metadata_list
+        except Exception:  # Beam raises BeamIOError with backend details for bad paths
+            found = []
+        if not found:
+            raise UserError(f"{pattern}: no such {what} file")
+        paths.extend(sorted(m.path for m in found))
+    return paths
+
+
+def dump_tasks(paths: list[str], streams_per_task: int) -> tuple[list[tuple], dict]:
+    """Tasks for all dumps: byte ranges where a multistream index is beside the dump, else whole files."""
+    tasks, mode = [], {}
+    for path in paths:
+        dump.check_dump(path)
+        idx = dump.index_path(path)
+        if idx and FileSystems.exists(idx):
+            size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+            ranges = dump.range_tasks(path, dump.read_index_offsets(idx), size, streams_per_task)
+            tasks.extend(tuple(t) for t in ranges)
+            mode[path] = f"multistream: {len(ranges)} byte-range tasks"
+        else:
+            tasks.append(tuple(dump.Task(path)))
+            mode[path] = "whole file"
+    return tasks, mode
+
+
+def make_config(args) -> Config:
+    sources = [s.strip() for s in args.sources.split(",") if s.strip()]
+    unknown = sorted(set(sources) - set(union.SOURCES))
+    if unknown or not sources:
+        raise UserError(f"--sources: unknown {','.join(unknown) or '(empty)'}; choose from {','.join(union.SOURCES)}")
+    if args.size < 1 or args.min_unigram_count < 1 or (args.min_bigram_count or 1) < 1:
+        raise UserError("--size, --min-unigram-count and --min-bigram-count must be ≥ 1")
+    needs_dump = sorted(set(sources) & DUMP_SOURCES)
+    if needs_dump and not args.wiki_dump:
+        raise UserError(f"sources {','.join(needs_dump)} need --wiki-dump (or use --sources numeral,wordnet)")
+    if "title" in sources and not (args.wiki_dump or args.pageviews):
+        raise UserError("source title needs --wiki-dump and/or --pageviews")
+    dumps = expand(args.wiki_dump, "--wiki-dump") if set(sources) & (DUMP_SOURCES | {"title"}) else []
+    views = expand(args.pageviews, "--pageviews") if "title" in sources else []
+    tasks, mode = dump_tasks(dumps, args.streams_per_task)
+    return Config(
+        out=args.out, sources=sources, tasks=tasks, wiki_dumps=dumps, pageviews=views,
+        wordnet_dir=args.wordnet_dir if "wordnet" in sources else None,
+        wordnet=wordnet.read_wordnet(args.wordnet_dir) if "wordnet" in sources else [],
+        size=args.size, min_unigram_count=args.min_unigram_count,
+        min_bigram_count=args.min_bigram_count or args.min_unigram_count,
+        min_pmi=args.min_pmi, min_title_views=args.min_title_views, dump_mode=mode)
+
+
+@cli_main
+def main(argv=None) -> int:
+    args, beam_args = parse_args(argv)
+    setup_logging(args.verbose)
+    cfg = make_config(args)
+    log.info("sources %s; %d dump task(s), %d pageview file(s), %d WordNet entries",
+             ",".join(cfg.sources), len(cfg.tasks), len(cfg.pageviews), len(cfg.wordnet))
+    with beam.Pipeline(options=pipeline_options(beam_args)) as p:
+        build(p, cfg)
+    with FileSystems.open(f"{cfg.out.rstrip('/')}/summary.json") as f:
+        summary = json.loads(f.read())
+    per = ", ".join(f"{k} {v:,}" for k, v in summary["entries_per_source"].items())
+    print(f"{summary['entries']:,} queries ({per}) → {cfg.out}")
+    return 0

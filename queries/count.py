@@ -1,0 +1,124 @@
+"""Beam DoFns that read dump tasks and pageview lines into partial counts (thin shell over pure code).
+
+Counting a whole Wikipedia (billions of tokens) must not ship one (word, 1) element per token:
+`CountPagesFn` keeps per-bundle Counters and emits `(key, partial_count)` pairs when they grow
+past `flush_at` keys and at the end of each bundle; `CombinePerKey(sum)` then finishes the job.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
+
+from openwit.queries import pageviews, wikitext
+from openwit.queries.dump import Task, read_task
+
+UNIGRAM, BIGRAM, TITLE, LINK, STATS = "unigram", "bigram", "title", "link", "stats"
+_NS = "openwit.queries"
+
+
+class CountPagesFn(beam.DoFn):
+    """Task → tagged partial counts: unigram/bigram/link `(key, n)`, article `title`s, `stats` dicts."""
+
+    def __init__(self, want_words: bool, want_titles: bool, want_links: bool, flush_at: int = 200_000):
+        self.want_words, self.want_titles, self.want_links = want_words, want_titles, want_links
+        self.flush_at = flush_at
+
+    def setup(self):
+        self.pages = Metrics.counter(_NS, "pages_read")
+        self.articles = Metrics.counter(_NS, "articles_counted")
+        self.redirects = Metrics.counter(_NS, "skipped_redirect")
+        self.non_article = Metrics.counter(_NS, "skipped_non_article_namespace")
+
+    def start_bundle(self):
+        self.counts = {UNIGRAM: Counter(), BIGRAM: Counter(), LINK: Counter()}
+        self.stats = Counter()
+
+    def _flush(self, windowed: bool):
+        for tag, counter in self.counts.items():
+            for kv in counter.items():
+                value = WindowedValue(kv, GlobalWindow().max_timestamp(), [GlobalWindow()]) if windowed else kv
+                yield pvalue.TaggedOutput(tag, value)
+            counter.clear()
+
+    def process(self, task: Task):
+        uni, bi, links, stats = self.counts[UNIGRAM], self.counts[BIGRAM], self.counts[LINK], self.stats
+        read_stats: dict = {}
+        stats["tasks"] += 1
+        for page in read_task(Task(*task), read_stats):
+            stats["pages"] += 1
+            self.pages.inc()
+            if page.ns != 0:
+                stats["skipped_non_article"] += 1
+                self.non_article.inc()
+                continue
+            if page.redirect:
+                stats["skipped_redirect"] += 1
+                self.redirects.inc()
+                continue
+            stats["articles"] += 1
+            self.articles.inc()
+            if self.want_titles:
+                yield pvalue.TaggedOutput(TITLE, wikitext.normalize_title(page.title))
+            if self.want_links:
+                links.update(wikitext.link_targets(page.text))
+            if self.want_words:
+                for run in wikitext.runs(wikitext.strip_markup(page.text)):
+                    uni.update(run)
+                    stats["tokens"] += len(run)
+                    if len(run) > 1:
+                        bi.update(f"{a} {b}" for a, b in zip(run, run[1:]))
+                        stats["bigrams"] += len(run) - 1
+            if len(uni) + len(bi) + len(links) > self.flush_at:
+                yield from self._flush(windowed=False)
+        stats["xml_bytes"] += read_stats.get("xml_bytes", 0)
+
+    def finish_bundle(self):
+        yield from self._flush(windowed=True)
+        if self.stats:
+            stats = WindowedValue(dict(self.stats), GlobalWindow().max_timestamp(), [GlobalWindow()])
+            yield pvalue.TaggedOutput(STATS, stats)
+
+
+class SumDicts(beam.CombineFn):
+    """Add up stats dicts key by key; an empty input gives {}."""
+
+    def create_accumulator(self):
+        return Counter()
+
+    def add_input(self, acc, d):
+        acc.update(d)
+        return acc
+
+    def merge_accumulators(self, accs):
+        out = Counter()
+        for a in accs:
+            out.update(a)
+        return out
+
+    def extract_output(self, acc):
+        return dict(sorted(acc.items()))
+
+
+class ParsePageviewsFn(beam.DoFn):
+    """One pageview line → `(title, views)` for English Wikipedia; other lines counted and dropped."""
+
+    def setup(self):
+        self.kept = Metrics.counter(_NS, "pageview_lines_en")
+        self.dropped = Metrics.counter(_NS, "pageview_lines_other_wiki_or_malformed")
+        self.namespaced = Metrics.counter(_NS, "pageview_titles_non_article")
+
+    def process(self, line: str):
+        parsed = pageviews.parse_line(line)
+        if parsed is None:
+            self.dropped.inc()
+            return
+        if not pageviews.is_article_title(parsed[0]):
+            self.namespaced.inc()
+            return
+        self.kept.inc()
+        yield parsed

@@ -1,0 +1,33 @@
+"""The stage's three output files, rendered to bytes deterministically (same list → same bytes)."""
+from __future__ import annotations
+
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from openwit.common.atomic import atomic_write_bytes
+from openwit.queries.union import QueryList
+
+SCHEMA = pa.schema([("query", pa.string()), ("source", pa.string()), ("score", pa.float64())])
+FILES = ("queries.parquet", "queries.txt", "summary.json")
+
+
+def render(ql: QueryList, summary: dict) -> dict[str, bytes]:
+    """`queries.parquet` (query, source, score), `queries.txt` (one a line), `summary.json`."""
+    table = pa.table({"query": [e.query for e in ql.entries],
+                      "source": [e.source for e in ql.entries],
+                      "score": [None if e.score is None else float(e.score) for e in ql.entries]},
+                     schema=SCHEMA)
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    text = "".join(f"{e.query}\n" for e in ql.entries)
+    return {"queries.parquet": buf.getvalue(), "queries.txt": text.encode("utf-8"),
+            "summary.json": (json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")}
+
+
+def write(out_dir: str, files: dict[str, bytes]) -> None:
+    """Write each file atomically; summary.json last, so its presence means the list is complete."""
+    for name in sorted(files, key=lambda n: n == "summary.json"):
+        atomic_write_bytes(f"{out_dir.rstrip('/')}/{name}", files[name])
