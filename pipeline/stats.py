@@ -1,0 +1,89 @@
+"""Dataset statistics for a built shard folder: `compute_stats` (numbers) and `write_report` (files).
+
+`write_report(OUT)` writes `OUT/report/stats.json` (every number the report shows), `report.html`
+(one self-contained page, no JavaScript) and the PNG plots beside it. Shards are read one at a time
+and only the columns needed, in record batches, so a report over millions of rows stays small in
+memory. The same inputs give byte-identical stats.json and PNGs (sorted keys, fixed histogram
+edges, no timestamps but those read from the shards, PNGs without a Software/date tag).
+"""
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+
+from openwit.common.atomic import atomic_write_bytes, atomic_write_text
+from openwit.common.errors import UserError
+from openwit.pipeline import stats_io
+from openwit.pipeline.stats_aggregate import COLUMNS, ShardRows, throughput
+from openwit.pipeline.stats_queries import query_stats
+
+BATCH_ROWS = 65_536
+
+
+def _shard_summary(stats_files: list[dict], uncommitted: list[int]) -> dict:
+    fingerprints = sorted({str(s.get("settings_fingerprint", s.get("fingerprint")))
+                           for s in stats_files if s.get("settings_fingerprint", s.get("fingerprint"))})
+    ids = [s["_shard"] for s in stats_files]
+    return {
+        "committed": len(stats_files), "uncommitted": uncommitted,
+        "first": min(ids), "last": max(ids),
+        "missing_in_range": sorted(set(range(min(ids), max(ids) + 1)) - set(ids))[:100],
+        "settings_fingerprints": fingerprints,
+        "count_from_markers": sum(int(s.get("count", 0) or 0) for s in stats_files),
+        "successes_from_markers": sum(int(s.get("successes", 0) or 0) for s in stats_files),
+    }
+
+
+def compute_stats(out_dir: str) -> dict:
+    """All report numbers for the committed shards in out_dir (JSON-ready, deterministic)."""
+    shards, uncommitted = stats_io.list_shards(out_dir)
+    if not shards:
+        raise UserError(f"no shard files (*.parquet with _stats.json) in {out_dir} — run openwit-build first")
+    rows, markers = ShardRows(), []
+    for shard in shards:
+        marker = stats_io.read_json(shard.stats) or {}
+        markers.append({**marker, "_shard": shard.shard})
+        with stats_io.open_read(shard.parquet) as f:
+            pf = pq.ParquetFile(f)
+            cols = [c for c in COLUMNS if c in pf.schema_arrow.names]
+            for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=cols):
+                rows.add(batch)
+    attempted = sum(rows.status.values())
+    successes = rows.status.get("success", 0)
+    reasons: dict[str, dict[str, int]] = {}
+    for (status, reason), n in sorted(rows.reasons.items()):
+        reasons.setdefault(status, {})[reason] = n
+    return {
+        "shards": _shard_summary(markers, uncommitted),
+        "samples": {
+            "attempted": attempted, "successes": successes,
+            "success_rate": round(successes / attempted, 6) if attempted else 0.0,
+        },
+        "status_counts": dict(sorted(rows.status.items())),
+        "reason_counts": reasons,
+        "throughput": throughput(markers),
+        "image_sizes": {name: h.to_dict() for name, h in rows.hist.items()},
+        "captions": {"chars": rows.chars.to_dict(), "words": rows.words.to_dict(),
+                     "empty": rows.empty_captions},
+        "queries": {
+            **query_stats(out_dir, rows.query_hits, successes, rows.with_query, rows.query_links),
+            "negative_query_ids": rows.bad_query_ids,
+        },
+    }
+
+
+def write_report(out_dir: str) -> str:
+    """Write OUT/report/{stats.json, report.html, *.png}; returns the report folder."""
+    from openwit.pipeline.stats_html import render_html  # matplotlib only when a report is made
+    from openwit.pipeline.stats_plots import render_plots
+
+    stats = compute_stats(out_dir)
+    report = stats_io.join(out_dir, "report")
+    plots = render_plots(stats)
+    for name, png in plots.items():
+        atomic_write_bytes(stats_io.join(report, name), png)
+    atomic_write_text(stats_io.join(report, "stats.json"),
+                      json.dumps(stats, sort_keys=True, indent=1, allow_nan=False, ensure_ascii=False) + "\n")
+    atomic_write_text(stats_io.join(report, "report.html"), render_html(stats, sorted(plots)))
+    return report

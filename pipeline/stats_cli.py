@@ -1,0 +1,33 @@
+"""`openwit-stats OUT_DIR`: write OUT_DIR/report/{stats.json, report.html, *.png} for built shards."""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from openwit.common.errors import cli_main, setup_logging
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="openwit-stats",
+        description="Statistics report for an openwit-build output folder (local, gs:// or s3://).",
+    )
+    p.add_argument("out_dir", metavar="OUT_DIR", help="folder holding 00000.parquet + 00000_stats.json …")
+    p.add_argument("--verbose", action="store_true", help="more logging")
+    return p.parse_args(argv)
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    from openwit.pipeline.stats import write_report
+
+    report = write_report(args.out_dir)
+    logging.getLogger("openwit.stats").info("report written to %s", report)
+    print(f"{report}/report.html")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""Per-query balance numbers: MetaCLIP Table 2 style head/tail summary, balance curves, coverage.
+
+Inputs are `OUT/query_counts.parquet` (query_id, query, matched, kept: one row per metadata entry,
+written by the balancing stage) and the successes per query id counted from the shards. Curves are
+stored at ~400 ranks (log- and linearly spaced) so stats.json stays small and the plots are drawn
+from exactly the numbers it holds.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from openwit.pipeline import stats_io
+
+DEFAULT_T = 20_000
+TOP_N = 25
+
+
+def max_per_query(out_dir: str) -> int:
+    meta = stats_io.read_json(stats_io.join(out_dir, "queries_meta.json")) or {}
+    t = meta.get("max_per_query")
+    return int(t) if isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 else DEFAULT_T
+
+
+def read_query_counts(out_dir: str):
+    """The query_counts table (query_id, query, matched, kept) as a pyarrow Table, or None."""
+    path = stats_io.join(out_dir, "query_counts.parquet")
+    if not stats_io.exists(path):
+        return None
+    with stats_io.open_read(path) as f:
+        pf = pq.ParquetFile(f)
+        cols = [c for c in ("query_id", "query", "matched", "kept") if c in pf.schema_arrow.names]
+        return pf.read(columns=cols)
+
+
+def _ranks(n: int, points: int = 200) -> np.ndarray:
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    ranks = np.concatenate([np.geomspace(1, n, points), np.linspace(1, n, points)])
+    return np.unique(np.rint(ranks).astype(np.int64))
+
+
+def _curve(values: np.ndarray, ranks: np.ndarray) -> list[int]:
+    ordered = np.sort(values)[::-1]
+    return [int(ordered[r - 1]) if r <= ordered.size else 0 for r in ranks]
+
+
+def _table(matched: np.ndarray, kept: np.ndarray, t: int) -> dict:
+    """MetaCLIP Table 2 columns for one threshold t."""
+    total = int(matched.sum())
+    head = matched > t
+    return {
+        "entries": int(matched.size),
+        "entries_zero_match": int((matched == 0).sum()),
+        "entries_tail": int(((matched > 0) & ~head).sum()),
+        "entries_head": int(head.sum()),
+        "matches": total,
+        "matches_in_head": int(matched[head].sum()),
+        "head_match_share": round(float(matched[head].sum()) / total, 6) if total else 0.0,
+        "kept_sum": int(kept.sum()),
+        "kept_in_head": int(kept[head].sum()),
+        "entries_kept_above_t": int((kept > t).sum()),
+    }
+
+
+def query_stats(out_dir: str, hits: np.ndarray, successes: int, with_query: int, links: int) -> dict:
+    """Everything about queries; `hits[i]` = successful samples that matched query id i."""
+    t = max_per_query(out_dir)
+    table = read_query_counts(out_dir)
+    coverage = {
+        "successes": successes,
+        "successes_with_query": with_query,
+        "successes_with_query_share": round(with_query / successes, 6) if successes else 0.0,
+        "mean_queries_per_success": round(links / successes, 4) if successes else 0.0,
+        "queries_with_success": int((hits > 0).sum()),
+    }
+    out: dict = {"t": t, "coverage": coverage, "has_query_counts": table is not None}
+    if table is None:
+        ranks = _ranks(int((hits > 0).sum()))
+        out["curves"] = {"rank": ranks.tolist(), "successes": _curve(hits, ranks)}
+        return out
+    n = table.num_rows
+    ids = _col(table, "query_id", np.arange(n))
+    matched, kept = _col(table, "matched", np.zeros(n)), _col(table, "kept", np.zeros(n))
+    success = np.zeros(n, dtype=np.int64)
+    inside = (ids >= 0) & (ids < hits.size)
+    success[inside] = hits[ids[inside]]
+    out["balance"] = _table(matched, kept, t)
+    coverage["entries"] = n
+    coverage["entries_with_success_share"] = round(float((success > 0).sum()) / n, 6) if n else 0.0
+    coverage["kept_entries_with_success_share"] = (
+        round(float(((success > 0) & (kept > 0)).sum()) / float((kept > 0).sum()), 6) if (kept > 0).any() else 0.0
+    )
+    ranks = _ranks(int(max((matched > 0).sum(), (kept > 0).sum(), 1)))
+    out["curves"] = {"rank": ranks.tolist(), "matched": _curve(matched, ranks),
+                     "kept": _curve(kept, ranks), "successes": _curve(success, ranks)}
+    order = np.lexsort((ids, -kept, -matched))[:TOP_N]
+    queries = table.column("query").to_pylist() if "query" in table.column_names else [None] * n
+    out["top"] = [
+        {"query_id": int(ids[i]), "query": queries[i], "matched": int(matched[i]),
+         "kept": int(kept[i]), "successes": int(success[i])}
+        for i in order
+    ]
+    return out
+
+
+def _col(table, name: str, default: np.ndarray) -> np.ndarray:
+    if name not in table.column_names:
+        return default.astype(np.int64)
+    return table.column(name).fill_null(0).to_numpy().astype(np.int64)
