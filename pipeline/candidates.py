@@ -1,0 +1,203 @@
+"""Beam shell of the candidates stage: extract → de-duplicate → match → balance → write Parquet.
+
+The decisions are pure functions (extract, text, match, balance); this module wires them into a
+pipeline, counts every drop by reason (namespace `openwit.candidates`) and keeps side inputs small:
+only the over-cap queries' counts (metaclip mode) or thresholds (exact mode) are broadcast.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Iterable
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.utils.shared import Shared
+
+from openwit.common.errors import UserError
+from openwit.pipeline import balance
+from openwit.pipeline.candidates_io import (candidate_file_name, finish_candidates, load_queries,
+                                            write_candidates, write_query_counts)
+from openwit.pipeline.extract import extract_file
+from openwit.pipeline.extract_warc import BadInput
+from openwit.pipeline.match import Matcher
+
+NS = "openwit.candidates"
+ROWS_PER_FILE = 1_000_000
+log = logging.getLogger(__name__)
+
+
+def _count(name: str, n: int = 1) -> None:
+    Metrics.counter(NS, name).inc(n)
+
+
+def expand_inputs(patterns: Iterable[str]) -> list[str]:
+    """Files matched by the given paths/globs (local, gs://, s3://), sorted; UserError if one matches nothing."""
+    files = []
+    for pattern in patterns:
+        try:
+            found = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+        except Exception as e:
+            raise UserError(f"cannot list input {pattern}: {e}") from None
+        if not found:
+            raise UserError(f"input {pattern} matches no file")
+        files.extend(found)
+    return sorted(set(files))
+
+
+class ExtractFn(beam.DoFn):
+    """A file path → candidate records; a corrupt file is logged with its byte offset and counted."""
+
+    def __init__(self, url_col: str | None, caption_col: str | None):
+        self._cols = (url_col, caption_col)
+
+    def process(self, path: str):
+        _count("input_files")
+        try:
+            for record, reason in extract_file(path, *self._cols):
+                if record is None:
+                    _count(reason)
+                else:
+                    _count("extracted")
+                    yield record
+        except BadInput as e:
+            log.warning("bad input file %s %s (skipped the rest of it)", path, e)
+            _count("bad_input_file")
+
+
+class FirstOccurrence(beam.CombineFn):
+    """One record per uid (url+caption): the smallest (source, page_url), and how many were seen."""
+
+    def create_accumulator(self):
+        return None, 0
+
+    def add_input(self, acc, record):
+        return self._pick(acc[0], record), acc[1] + 1
+
+    def merge_accumulators(self, accs):
+        best, n = None, 0
+        for rec, k in accs:
+            best, n = self._pick(best, rec), n + k
+        return best, n
+
+    def extract_output(self, acc):
+        return acc
+
+    @staticmethod
+    def _pick(a, b):
+        if a is None or b is None:
+            return a or b
+        key = lambda r: (r["source"], r["page_url"] or "")  # noqa: E731
+        return a if key(a) <= key(b) else b
+
+
+def _unique(kv):
+    record, n = kv[1]
+    if n > 1:
+        _count("duplicate", n - 1)
+    return record
+
+
+class MatchFn(beam.DoFn):
+    """Batches of records → records with `query_ids`; the matcher is built once per worker process."""
+
+    def __init__(self, queries_path: str, shared: Shared):
+        self._path, self._shared, self._matcher = queries_path, shared, None
+
+    def setup(self):
+        self._matcher = self._shared.acquire(lambda: Matcher(load_queries(self._path)), tag=self._path)
+
+    def process(self, batch: list[dict]):
+        for record, ids in zip(batch, self._matcher.match_many([r["caption"] for r in batch])):
+            if ids:
+                _count("matched")
+                yield {**record, "query_ids": ids}
+            else:
+                _count("no_match")
+
+
+def _keep_metaclip(record, over_cap, cap, seed):
+    keep = balance.keep_metaclip(record["uid"], record["query_ids"], over_cap, cap, seed)
+    _count("kept" if keep else "balanced_out")
+    return keep
+
+
+def _keep_exact(record, thresholds, seed):
+    keep = balance.keep_exact(record["uid"], record["query_ids"], thresholds, seed)
+    _count("kept" if keep else "balanced_out")
+    return keep
+
+
+def _rank_pairs(record, over_cap, seed):
+    for q in record["query_ids"]:
+        if q in over_cap:
+            yield q, balance.rank_key(seed, record["uid"], q)
+
+
+def balance_candidates(matched, counts, mode: str, max_per_query: int, oversample: float, seed):
+    """Pass 2: keep/drop each matched record given pass 1's per-query counts."""
+    if mode == "exact":
+        k = balance.exact_cap(max_per_query, oversample)
+        over = beam.pvalue.AsDict(counts | "OverCap" >> beam.Filter(lambda kv: kv[1] > k))
+        thresholds = (matched
+                      | "RankPairs" >> beam.FlatMap(_rank_pairs, over, seed)
+                      | "BottomK" >> beam.combiners.Top.SmallestPerKey(k)
+                      | "KthSmallest" >> beam.MapTuple(lambda q, ranks: (q, ranks[-1])))
+        return matched | "KeepExact" >> beam.Filter(_keep_exact, beam.pvalue.AsDict(thresholds), seed)
+    cap = balance.effective_cap(max_per_query, oversample)
+    over = beam.pvalue.AsDict(counts | "OverCap" >> beam.Filter(lambda kv: kv[1] > cap))
+    return matched | "KeepMetaCLIP" >> beam.Filter(_keep_metaclip, over, cap, seed)
+
+
+def _query_ids(record):
+    return record["query_ids"]
+
+
+def _file_of(record, n_files):
+    return int(record["uid"][:16], 16) % n_files, record
+
+
+def _write_group(kv, out, n_files):
+    index, rows = kv
+    return write_candidates(candidate_file_name(out, index, n_files), list(rows))
+
+
+def write_outputs(p, kept, matched_counts, out: str, queries_path: str, rows_per_file: int = ROWS_PER_FILE):
+    """OUT/candidates/candidates-XXXXX-of-NNNNN.parquet (rows by uid, files by uid hash) and
+    OUT/query_counts.parquet."""
+    n_files = (kept
+               | "CountKept" >> beam.combiners.Count.Globally()
+               | "NFiles" >> beam.Map(lambda n: max(1, math.ceil(n / rows_per_file))))
+    written = (kept
+               | "AssignFile" >> beam.Map(lambda r, n: _file_of(r, n), beam.pvalue.AsSingleton(n_files))
+               | "GroupFile" >> beam.GroupByKey()
+               | "WriteFile" >> beam.Map(lambda kv, n: _write_group(kv, out, n), beam.pvalue.AsSingleton(n_files)))
+    (p | "Finish" >> beam.Create([None])
+       | "Cleanup" >> beam.Map(lambda _, w: finish_candidates(out, w), beam.pvalue.AsList(written)))
+    kept_counts = kept | "KeptIds" >> beam.FlatMap(_query_ids) | "CountKeptPerQuery" >> beam.combiners.Count.PerElement()
+    (p | "QueryCountsStart" >> beam.Create([queries_path])
+       | "QueryCounts" >> beam.Map(lambda q, m, k: write_query_counts(out, q, m, k),
+                                   beam.pvalue.AsDict(matched_counts), beam.pvalue.AsDict(kept_counts)))
+
+
+def candidates_transform(p, files: list[str], queries_path: str, out: str, *, url_col=None, caption_col=None,
+                         max_per_query=20_000, mode="metaclip", oversample=1.0, seed=0,
+                         rows_per_file=ROWS_PER_FILE):
+    """The whole stage on pipeline `p`; returns the PCollection of kept candidate dicts."""
+    unique = (p
+              | "Files" >> beam.Create(files)
+              | "SpreadFiles" >> beam.Reshuffle()
+              | "Extract" >> beam.ParDo(ExtractFn(url_col, caption_col))
+              | "ByUid" >> beam.Map(lambda r: (r["uid"], r))
+              | "Dedup" >> beam.CombinePerKey(FirstOccurrence())
+              | "Unique" >> beam.Map(_unique))
+    matched = (unique
+               | "Batch" >> beam.BatchElements(min_batch_size=256, max_batch_size=16384)
+               | "Match" >> beam.ParDo(MatchFn(queries_path, Shared())))
+    counts = (matched
+              | "MatchedIds" >> beam.FlatMap(_query_ids)
+              | "CountPerQuery" >> beam.combiners.Count.PerElement())
+    kept = balance_candidates(matched, counts, mode, max_per_query, oversample, seed)
+    write_outputs(p, kept, counts, out, queries_path, rows_per_file)
+    return kept

@@ -1,0 +1,90 @@
+"""Reading queries.parquet and writing the candidate and query-count Parquet files (deterministic)."""
+from __future__ import annotations
+
+import io
+import logging
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from openwit.common.atomic import atomic_write_bytes
+from openwit.common.errors import UserError
+
+log = logging.getLogger(__name__)
+
+CANDIDATE_SCHEMA = pa.schema([
+    ("url", pa.string()), ("caption", pa.string()), ("query_ids", pa.list_(pa.int32())),
+    ("source", pa.string()), ("page_url", pa.string()), ("uid", pa.string()),
+])
+QUERY_COUNTS_SCHEMA = pa.schema([
+    ("query_id", pa.int32()), ("query", pa.string()), ("matched", pa.int64()), ("kept", pa.int64()),
+])
+
+
+def queries_file(path: str) -> str:
+    """`DIR/queries.parquet` for a folder, the path itself for a .parquet file."""
+    return path if path.endswith(".parquet") else FileSystems.join(path, "queries.parquet")
+
+
+def load_queries(path: str) -> list[str]:
+    """The `query` column of queries.parquet, in row order (query ids index into it)."""
+    f = queries_file(path)
+    try:
+        with FileSystems.open(f) as fh:
+            table = pq.read_table(io.BytesIO(fh.read()))
+    except Exception as e:
+        raise UserError(f"cannot read the query list {f}: {e} (run openwit-queries first)") from None
+    if "query" not in table.column_names:
+        raise UserError(f"{f} has no `query` column (columns: {table.column_names})")
+    return [q if q is not None else "" for q in table.column("query").to_pylist()]
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def candidates_dir(out: str) -> str:
+    return FileSystems.join(out, "candidates")
+
+
+def candidate_file_name(out: str, index: int, n_files: int) -> str:
+    return FileSystems.join(candidates_dir(out), f"candidates-{index:05d}-of-{n_files:05d}.parquet")
+
+
+def write_candidates(path: str, rows: list[dict]) -> str:
+    """Write rows sorted by uid (same input, same bytes) atomically; returns the path."""
+    rows = sorted(rows, key=lambda r: r["uid"])
+    table = pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA)
+    atomic_write_bytes(path, _parquet_bytes(table))
+    return path
+
+
+def finish_candidates(out: str, written: list[str]) -> list[str]:
+    """Remove candidate files of an earlier run that this run did not write; with no candidates at
+    all write one empty file so readers always find the schema."""
+    if not written:
+        written = [write_candidates(candidate_file_name(out, 0, 1), [])]
+    keep = set(written)
+    pattern = FileSystems.join(candidates_dir(out), "*.parquet")
+    stale = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list if m.path not in keep]
+    if stale:
+        log.info("removing %d candidate files of an earlier run", len(stale))
+        FileSystems.delete(stale)
+    return sorted(written)
+
+
+def write_query_counts(out: str, queries_path: str, matched: dict[int, int], kept: dict[int, int]) -> str:
+    """OUT/query_counts.parquet: one row per query (all of them, zeros included)."""
+    queries = load_queries(queries_path)
+    table = pa.table({
+        "query_id": pa.array(range(len(queries)), pa.int32()),
+        "query": pa.array(queries, pa.string()),
+        "matched": pa.array([matched.get(i, 0) for i in range(len(queries))], pa.int64()),
+        "kept": pa.array([kept.get(i, 0) for i in range(len(queries))], pa.int64()),
+    }, schema=QUERY_COUNTS_SCHEMA)
+    path = FileSystems.join(out, "query_counts.parquet")
+    atomic_write_bytes(path, _parquet_bytes(table))
+    return path

@@ -1,0 +1,137 @@
+"""`openwit-build`: candidates (extract → match → balance) and, when available, the fetch/shard stage.
+
+    openwit-build --queries DIR --input PATH_OR_GLOB [...] --out DIR [--stage candidates|all] [...]
+
+Flags this parser does not know are Beam options and go to Beam unchanged (`--runner`, `--project`,
+`--temp_location`, `--setup_file`, ...). `--stage all` hands the balanced candidates to
+`openwit.pipeline.shards.add_shard_stage(candidates, args, beam_args)` in the same pipeline.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+
+from openwit.common.beamrun import pipeline_options
+from openwit.common.errors import UserError, cli_main, setup_logging
+from openwit.pipeline.candidates import NS, candidates_transform, expand_inputs
+from openwit.pipeline.candidates_io import load_queries
+
+RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="openwit-build", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--queries", required=True, help="folder with queries.parquet (or the file itself)")
+    ap.add_argument("--input", required=True, nargs="+", metavar="PATH_OR_GLOB",
+                    help="WARC/WAT files or url+caption tables (.parquet .csv .tsv .jsonl); local, gs://, s3://")
+    ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("--stage", choices=("candidates", "all"), default="all",
+                    help="stop after the candidates (default: run every stage)")
+    ap.add_argument("--url-col", help="URL column of table inputs (default: recognised)")
+    ap.add_argument("--caption-col", help="caption column of table inputs (default: recognised)")
+    g = ap.add_argument_group("balancing")
+    g.add_argument("--max-per-query", type=int, default=20_000, metavar="T", help="cap t per query (default 20000)")
+    g.add_argument("--balance", choices=("metaclip", "exact"), default="metaclip",
+                   help="metaclip: keep with prob. 1-Π(1-min(1,t/count)); exact: at most t per query")
+    g.add_argument("--oversample", type=float, default=1.0, metavar="F",
+                   help="balance at t·F to make up for fetch failures (success is often 50-70%%)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the keyed draws (same seed, same output)")
+    f = ap.add_argument_group("fetch and shards (stage all)")
+    f.add_argument("--samples-per-shard", type=int, default=10_000, metavar="N")
+    f.add_argument("--image-size", type=int, default=256, metavar="PX")
+    f.add_argument("--resize-mode", choices=RESIZE_MODES, default="border")
+    f.add_argument("--resize-only-if-bigger", action="store_true")
+    f.add_argument("--output-format", choices=("jpg", "webp", "png"), default="jpg")
+    f.add_argument("--quality", type=int, default=95, metavar="Q")
+    f.add_argument("--min-image-size", type=int, default=0, metavar="PX")
+    f.add_argument("--max-aspect-ratio", type=float, default=float("inf"), metavar="R")
+    f.add_argument("--max-image-pixels", type=int, default=89_478_485, metavar="N")
+    f.add_argument("--user-agent-token", metavar="T")
+    f.add_argument("--proxy", metavar="URL")
+    f.add_argument("--allow-private-addresses", action="store_true")
+    f.add_argument("--retry-failed", action="store_true")
+    ap.add_argument("--verbose", action="store_true", help="Beam's INFO logs too")
+    return ap
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
+    """(our args, Beam args) — unknown flags are Beam's."""
+    args, beam_args = build_parser().parse_known_args(argv)
+    if args.max_per_query < 1:
+        raise UserError("--max-per-query must be at least 1")
+    if not args.oversample > 0:
+        raise UserError("--oversample must be > 0 (e.g. 1.5 when about 2/3 of the URLs fetch)")
+    return args, beam_args
+
+
+def build_candidates(p: beam.Pipeline, args: argparse.Namespace) -> beam.PCollection:
+    """Add extract → match → balance to `p`; writes OUT/candidates/*.parquet and
+    OUT/query_counts.parquet and returns the balanced candidates as dicts with the Parquet
+    contract's fields (url, caption, query_ids, source, page_url, uid)."""
+    files = expand_inputs(args.input)
+    load_queries(args.queries)  # fail early and clearly on a missing or malformed list
+    return candidates_transform(
+        p, files, args.queries, args.out, url_col=args.url_col, caption_col=args.caption_col,
+        max_per_query=args.max_per_query, mode=args.balance, oversample=args.oversample, seed=args.seed)
+
+
+def shard_stage():
+    """openwit.pipeline.shards when it exists and has `add_shard_stage`, else None."""
+    try:
+        module = importlib.import_module("openwit.pipeline.shards")
+    except ImportError:
+        return None
+    return module if hasattr(module, "add_shard_stage") else None
+
+
+def counters(result) -> dict[str, int]:
+    """This stage's Beam counters by name (committed values where the runner has them)."""
+    out = {}
+    for c in result.metrics().query(MetricsFilter().with_namespace(NS))["counters"]:
+        value = c.committed if c.committed is not None else c.attempted
+        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
+    return out
+
+
+def summary(counts: dict[str, int]) -> str:
+    main = ("input_files", "extracted", "duplicate", "matched", "no_match", "kept", "balanced_out", "bad_input_file")
+    lines = ["candidates: " + ", ".join(f"{k} {counts.get(k, 0):,}" for k in main)]
+    dropped = {k: v for k, v in sorted(counts.items()) if k not in main}
+    if dropped:
+        lines.append("dropped at extraction: " + ", ".join(f"{k} {v:,}" for k, v in dropped.items()))
+    return "\n".join(lines)
+
+
+@cli_main
+def main(argv: Sequence[str] | None = None) -> int:
+    args, beam_args = parse_args(argv)
+    setup_logging(args.verbose)
+    shards = None
+    if args.stage == "all":
+        shards = shard_stage()
+        if shards is None:
+            raise UserError("--stage all needs the fetch stage (openwit.pipeline.shards), not available "
+                            "in this version; use --stage candidates")
+    p = beam.Pipeline(options=pipeline_options(beam_args))
+    candidates = build_candidates(p, args)
+    if shards is not None:
+        shards.add_shard_stage(candidates, args, beam_args)
+    result = p.run()
+    result.wait_until_finish()
+    counts = counters(result)
+    print(summary(counts))
+    if shards is not None and hasattr(shards, "finish_shards"):
+        shards.finish_shards(args.out, beam_args)
+    if counts.get("extracted", 0) == 0 and counts.get("bad_input_file", 0):
+        raise UserError(f"no candidates extracted; {counts['bad_input_file']} bad input file(s), see the warnings")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""One input file → candidate records (url, caption, source, page_url, uid) or drop reasons.
+
+Dispatches on the file name: `*.warc*` / `*.wat*` (WARC with HTML responses or WAT metadata) or a
+table (`.parquet`, `.csv`, `.tsv`, `.jsonl`, optionally compressed). Files are opened through Beam's
+FileSystems, so local paths, `gs://` and `s3://` work alike.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from openwit.common.hashing import blake_hex
+from openwit.pipeline.extract_html import RawImage
+from openwit.pipeline.extract_table import images_from_table, table_kind
+from openwit.pipeline.extract_warc import BadInput, images_from_warc
+from openwit.pipeline.text import junk_reason, normalise_caption
+
+
+def file_kind(path: str) -> str | None:
+    """`warc` or a table kind (`parquet`, `csv`, `tsv`, `jsonl`); None when not recognised."""
+    name = path.rsplit("/", 1)[-1].lower()
+    if ".warc" in name or ".wat" in name:
+        return "warc"
+    return table_kind(name)
+
+
+def candidate(raw: RawImage, source: str) -> tuple[dict | None, str | None]:
+    """(record, None) for a usable image+caption, else (None, drop reason)."""
+    if raw.text is None:
+        return None, "no_text"
+    if raw.url is None:
+        return None, raw.reason
+    caption = normalise_caption(raw.text)
+    reason = junk_reason(caption)
+    if reason:
+        return None, reason
+    return {"url": raw.url, "caption": caption, "source": source, "page_url": raw.page_url,
+            "uid": blake_hex(raw.url, caption)}, None
+
+
+def raw_images(path: str, url_col: str | None = None, caption_col: str | None = None) -> Iterator[RawImage]:
+    """Every image+text found in one file; raises BadInput on corrupt or unreadable input."""
+    kind = file_kind(path)
+    if kind is None:
+        raise BadInput(0, "unknown file type (expected .warc[.gz], .wat[.gz], .parquet, .csv, .tsv, .jsonl)")
+    # FastWARC and Parquet read their own compression; text tables are decompressed by Beam.
+    comp = CompressionTypes.AUTO if kind in ("csv", "tsv", "jsonl") else CompressionTypes.UNCOMPRESSED
+    try:
+        stream = FileSystems.open(path, compression_type=comp)
+    except Exception as e:
+        raise BadInput(0, f"cannot open: {e}") from None
+    with stream:
+        if kind == "warc":
+            yield from images_from_warc(stream)
+        else:
+            try:
+                yield from images_from_table(stream, kind, url_col, caption_col)
+            except BadInput:
+                raise
+            except Exception as e:  # corrupt Parquet, bad gzip, ...
+                raise BadInput(getattr(stream, "tell", lambda: 0)(), f"{type(e).__name__}: {e}") from None
+
+
+def extract_file(path: str, url_col: str | None = None, caption_col: str | None = None
+                 ) -> Iterator[tuple[dict | None, str | None]]:
+    """(record, None) or (None, reason) for every image+text in the file. Raises BadInput after
+    yielding what came before the damage."""
+    for raw in raw_images(path, url_col, caption_col):
+        yield candidate(raw, path)

@@ -1,0 +1,117 @@
+"""MetaCLIP sub-string matching, batched and vectorised: a token trie walked with NumPy.
+
+Semantics are exactly MetaCLIP's: query q matches text t when `" " + q + " "` is a sub-string of
+`S = spaced(t)` (openwit.pipeline.text.spaced); case-sensitive. Because the match is delimited by
+spaces on both sides, that holds exactly when `q.split(" ")` equals a run of consecutive *interior*
+parts of `S.split(" ")` (the parts between two spaces; empty parts included, so queries with odd
+spacing behave as in MetaCLIP). So the automaton is a trie over token ids instead of characters.
+
+MetaCLIP scans each text with a character Aho-Corasick automaton and gathers matches in a Python
+loop per match. Here a batch of texts is joined with a separator no query contains (so nothing can
+match across two texts), spaced with a few C-level `str.replace` calls and split once; tokens become
+ids through one C-level `map(dict.get)`, and the trie is walked for every start position at once,
+one NumPy step per query length. Only a list slice per text is left in Python.
+"""
+from __future__ import annotations
+
+from itertools import repeat
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_PUNCTS_TO_WRAP = (",", ".", ";", ":", "?", "!", "`")
+_CHARS_TO_SPACE = ("\t", "\n", "\r")
+
+
+class Matcher:
+    """Trie over the queries' tokens; `match_many(texts)` gives each text's sorted unique query ids."""
+
+    def __init__(self, queries: Sequence[str]):
+        self.num_queries = len(queries)
+        vocab: dict[str, int] = {}
+        edges: dict[tuple[int, int], int] = {}  # (parent node, token id) -> child node
+        terminal: dict[int, int] = {}           # node -> query id
+        token_lists = []
+        for qid, q in enumerate(queries):
+            if any(c in q for c in _CHARS_TO_SPACE):
+                continue  # can never match: spaced text holds no tab or newline
+            toks = [vocab.setdefault(t, len(vocab)) for t in q.split(" ")]
+            token_lists.append((qid, toks))
+        n_vocab = len(vocab)
+        next_node = n_vocab  # depth-1 nodes are the token ids themselves
+        for qid, toks in token_lists:
+            node = toks[0]
+            for tok in toks[1:]:
+                child = edges.get((node, tok))
+                if child is None:
+                    child = edges[(node, tok)] = next_node
+                    next_node += 1
+                node = child
+            terminal[node] = qid
+        self._vocab = vocab
+        self._n_vocab = max(n_vocab, 1)
+        self._node_qid = np.full(next_node, -1, dtype=np.int64)
+        self._node_qid[list(terminal)] = list(terminal.values())
+        self._has_child = np.zeros(next_node, dtype=bool)
+        keys = np.array([p * self._n_vocab + t for p, t in edges], dtype=np.int64)
+        children = np.array(list(edges.values()), dtype=np.int64)
+        order = np.argsort(keys)
+        self._edge_keys, self._edge_child = keys[order], children[order]
+        self._has_child[[p for p, _ in edges]] = True
+
+    def match(self, text: str) -> list[int]:
+        """Sorted unique ids of the queries matching one text."""
+        return self.match_many([text])[0]
+
+    def match_many(self, texts: Sequence[str]) -> list[list[int]]:
+        """`[match(t) for t in texts]`, computed for the whole batch at once (best with ≥1k texts)."""
+        n = len(texts)
+        if n == 0:
+            return []
+        arr = pa.array(texts, type=pa.large_string())
+        for p in _PUNCTS_TO_WRAP:
+            arr = pc.replace_substring(arr, p, f" {p} ")
+        for c in _CHARS_TO_SPACE:
+            arr = pc.replace_substring(arr, c, " ")
+        # spaced(t) = " " + arr[i] + " ": its interior parts are exactly arr[i].split(" ").
+        parts = pc.split_pattern(arr, " ")
+        bounds = parts.offsets.to_numpy()
+        # Look up each distinct token of the batch once (Zipf: far fewer than all tokens).
+        coded = parts.flatten().dictionary_encode()
+        distinct = coded.dictionary.to_pylist()
+        ids = np.fromiter(map(self._vocab.get, distinct, repeat(-1)), dtype=np.int64, count=len(distinct))
+        tok = ids[coded.indices.to_numpy()]
+        lengths = np.diff(bounds)
+        text_of = np.repeat(np.arange(n), lengths)
+        stop = np.repeat(bounds[1:], lengths)  # first position after each token's text
+        hit_text, hit_qid = [], []
+        start = np.flatnonzero(tok >= 0)
+        node = tok[start]
+        end = start
+        while start.size:
+            qid = self._node_qid[node]
+            found = qid >= 0
+            if found.any():
+                hit_text.append(text_of[start[found]])
+                hit_qid.append(qid[found])
+            go = self._has_child[node] & (end + 1 < stop[start])
+            start, node, end = start[go], node[go], end[go] + 1
+            nxt = tok[end]
+            ok = nxt >= 0
+            start, node, end, nxt = start[ok], node[ok], end[ok], nxt[ok]
+            if not self._edge_keys.size:
+                break
+            key = node * self._n_vocab + nxt
+            idx = np.minimum(np.searchsorted(self._edge_keys, key), self._edge_keys.size - 1)
+            ok = self._edge_keys[idx] == key
+            start, node, end = start[ok], self._edge_child[idx[ok]], end[ok]
+        if not hit_text:
+            return [[] for _ in range(n)]
+        keys = np.sort(np.concatenate(hit_text) * self.num_queries + np.concatenate(hit_qid))
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # sorted unique, no hashing
+        text_ids, qids = np.divmod(keys, self.num_queries)
+        offsets = np.searchsorted(text_ids, np.arange(n + 1)).tolist()
+        values = qids.tolist()
+        return [values[a:b] for a, b in zip(offsets, offsets[1:])]

@@ -1,0 +1,69 @@
+"""Caption text rules: normalisation, junk decisions (one reason each) and MetaCLIP's spacing.
+
+Normalisation never lowercases: MetaCLIP's sub-string matching is case-sensitive, so "Apple" and
+"apple" are different queries.
+"""
+from __future__ import annotations
+
+import html
+import re
+
+MIN_CAPTION_CHARS = 3       # "a", "ok", "1": no caption worth a pair
+MAX_CAPTION_CHARS = 1000    # longer alt/title text is page copy, not a caption
+MAX_URL_CHARS = 2048        # browsers' and CDNs' practical limit
+
+# Control characters (C0 minus whitespace, DEL, C1) and invisible format characters.
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]")
+_IMAGE_EXT = r"(?:jpe?g|png|gif|webp|bmp|tiff?|svg|heic|avif|ico)"
+# A caption that is only a file name ("IMG_1234.jpg", "photo-3.PNG") or a camera's default
+# name without extension ("IMG_1234", "DSC01234", "DCIM 0042").
+_FILENAME_LIKE = re.compile(
+    rf"^(?:[\w\-.~%+()]+\.{_IMAGE_EXT}|(?:img|dsc|dscn|dcim|pxl|mvimg|photo|image|p)[_\- ]?\d{{3,}}\w*)$",
+    re.IGNORECASE,
+)
+
+_PUNCTS_TO_WRAP = (",", ".", ";", ":", "?", "!", "`")
+_CHARS_TO_SPACE = ("\t", "\n", "\r")
+
+
+def normalise_caption(text: str | None) -> str:
+    """Decode HTML entities, drop control/invisible characters, collapse whitespace (any Unicode
+    space, incl. NBSP) to single spaces and strip. Case and punctuation are kept."""
+    if not text:
+        return ""
+    if "&" in text:
+        text = html.unescape(text)
+    text = _CONTROL.sub("", text)
+    return " ".join(text.split())
+
+
+def junk_reason(caption: str) -> str | None:
+    """Why a normalised caption is junk (`empty`, `too_short`, `too_long`, `filename_like`), or None."""
+    if not caption:
+        return "empty"
+    if len(caption) < MIN_CAPTION_CHARS:
+        return "too_short"
+    if len(caption) > MAX_CAPTION_CHARS:
+        return "too_long"
+    if _FILENAME_LIKE.match(caption):
+        return "filename_like"
+    return None
+
+
+def spaced(text: str) -> str:
+    """MetaCLIP's spacing: wrap in spaces, pad `, . ; : ? !` and backtick with spaces, tabs and
+    newlines to spaces. An entry q matches when `" " + q + " "` is a sub-string of this."""
+    out = f" {text} "
+    for p in _PUNCTS_TO_WRAP:
+        if p in out:
+            out = out.replace(p, f" {p} ")
+    for c in _CHARS_TO_SPACE:
+        if c in out:
+            out = out.replace(c, " ")
+    return out
+
+
+def naive_match(text: str, queries: list[str]) -> list[int]:
+    """Reference matcher (slow, obviously right): ids of queries q with " q " in spaced(text)."""
+    s = spaced(text)
+    return [i for i, q in enumerate(queries) if f" {q} " in s]
