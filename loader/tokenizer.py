@@ -130,16 +130,22 @@ class CaptionTokenizer:
         if vocab_size < 512 + 2:
             raise UserError(f"--vocab-size must be at least 514 (the byte tokens + 2 specials), got {vocab_size}")
         scratch = _build(_base_tokens(), [], context_length)
-        trainer = BpeTrainer(vocab_size=vocab_size - 2, min_frequency=min_frequency, show_progress=False,
+        trainer = BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
                              initial_alphabet=bytes_to_unicode(), end_of_word_suffix=EOW)
         scratch.train_from_iterator((clean_caption(c) for c in captions), trainer=trainer)
         model = json.loads(scratch.to_str())["model"]
         merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-        learned = sorted((i, t) for t, i in model["vocab"].items() if t not in (SOT, EOT))
-        tokens = _base_tokens()
+        # Same construction as CLIP's vocabulary: 512 byte tokens, then one token per merge, in order.
+        tokens, kept = _base_tokens(), []
         seen = set(tokens)
-        tokens += [t for _, t in learned if t not in seen]
-        return cls(_build(tokens, merges, context_length), context_length)
+        for m in merges:
+            if len(tokens) >= vocab_size - 2:
+                break
+            kept.append(m)
+            if "".join(m) not in seen:
+                seen.add("".join(m))
+                tokens.append("".join(m))
+        return cls(_build(tokens, kept, context_length), context_length)
 
     def save(self, path: str) -> None:
         """Write `tokenizer.json` atomically (local, gs://, s3://)."""

@@ -1,0 +1,80 @@
+"""Shard URLs: expansion (braces, `::` joins), opening (local, pipe:, http(s), gs, s3) and sidecar files.
+
+webdataset's `gopen` handles local paths and `pipe:` commands; everything with a scheme goes
+through fsspec (webdataset 1.0 has no s3 opener and shells out to curl/gsutil for http/gs).
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import IO, Iterable
+
+import fsspec
+import pyarrow.parquet as pq
+import webdataset as wds
+from webdataset.gopen import gopen
+
+from openwit.common.errors import UserError
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+
+
+def expand_urls(urls: str | Iterable[str]) -> list[str]:
+    """`a/{00000..00009}.tar::b/x.tar` or a list of such strings → a flat list of shard URLs."""
+    if isinstance(urls, str):
+        urls = [urls]
+    out: list[str] = []
+    for item in urls:
+        out.extend(u for u in wds.shardlists.expand_urls(str(item)) if u)
+    if not out:
+        raise UserError("no shard URLs given")
+    return out
+
+
+def open_url(url: str) -> IO[bytes]:
+    """A readable binary stream for a shard URL (raises OSError-like errors when unreachable)."""
+    if url.startswith("pipe:") or not _SCHEME.match(url) or url.startswith("file://"):
+        return gopen(url, "rb")
+    return fsspec.open(url, "rb").open()
+
+
+def shard_name(url: str) -> str:
+    """A short name for logs: the last path component (or the pipe command)."""
+    return url if url.startswith("pipe:") else url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def sidecar(url: str, suffix: str) -> str | None:
+    """`…/00007.tar` → `…/00007{suffix}` (None for pipe: commands or non-.tar names)."""
+    if url.startswith("pipe:") or not url.endswith(".tar"):
+        return None
+    return url[: -len(".tar")] + suffix
+
+
+def _read_stats_count(url: str) -> int | None:
+    with open_url(url) as f:
+        stats = json.loads(f.read())
+    for field in ("successes", "count_success", "success"):
+        if isinstance(stats.get(field), int):
+            return stats[field]
+    return None
+
+
+def _read_parquet_count(url: str) -> int | None:
+    with open_url(url) as f:
+        table = pq.read_table(f, columns=["status"])
+    return sum(1 for s in table.column("status").to_pylist() if s == "success")
+
+
+def known_sample_count(url: str) -> int | None:
+    """Samples in a shard from its `_stats.json` (`successes`) or `.parquet` (`status == success`)."""
+    for suffix, reader in (("_stats.json", _read_stats_count), (".parquet", _read_parquet_count)):
+        side = sidecar(url, suffix)
+        if side is None:
+            return None
+        try:
+            n = reader(side)
+        except Exception:  # absent or unreadable sidecar: try the next source
+            continue
+        if n is not None:
+            return n
+    return None
