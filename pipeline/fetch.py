@@ -25,15 +25,15 @@ from yarl import URL
 from openwit.common.errors import UserError
 
 from . import netsafety
+from .fetch_errors import classify_exception
 from .fetch_limits import HostGate
-from .fetch_rules import (REDIRECT_CODES, backoff_delay, failure, is_retryable_status, parse_retry_after,
+from .fetch_rules import (REDIRECT_CODES, RETRYABLE_REASONS, backoff_delay, failure, is_retryable_status, parse_retry_after,
                           robots_agent, sniff_image, user_agent, valid_token, x_robots_opt_out)
 from .robots import MAX_ROBOTS_BYTES, RobotsCache
 
 __all__ = ["FetchSettings", "FetchResult", "Fetcher", "fetch_all", "fetch_all_sync", "user_agent"]
 log = logging.getLogger(__name__)
 _CHUNK = 64 * 1024
-_RETRYABLE = frozenset({"timeout", "read_timeout", "connection_error"})
 
 
 @dataclass(frozen=True)
@@ -107,10 +107,9 @@ class _Outcome:
 
     @property
     def retryable(self) -> bool:
-        if self.reason in _RETRYABLE:
+        if self.reason in RETRYABLE_REASONS:
             return True
-        return self.reason is not None and self.status is not None and self.reason == f"http_{self.status}" \
-            and is_retryable_status(self.status)
+        return self.status is not None and self.reason == f"http_{self.status}" and is_retryable_status(self.status)
 
 
 class _Redirect(Exception):
@@ -210,7 +209,7 @@ class Fetcher:
                 except _Redirect as r:
                     current = r.location
                 except Exception as e:
-                    return _Outcome(*_classify(e, self.settings), final_url=str(current))
+                    return _Outcome(*classify_exception(e, self.settings), final_url=str(current))
                 budget -= time.monotonic() - began
                 if budget <= 0:
                     return _Outcome("timeout", f"total {self.settings.timeout:g}s", final_url=str(current))
@@ -232,7 +231,7 @@ class Fetcher:
         return None
 
     async def _request(self, u: URL, image: bool) -> _Outcome:
-        """One HTTP request to `u`; raises _Redirect to follow a redirect, network errors to _classify."""
+        """One HTTP request to `u`; raises _Redirect to follow a redirect, and network errors."""
         s = self.settings
         proxy = netsafety.choose_proxy(u.scheme, u.host or "", s.proxy, self._env_proxies)
         resp = await self._session.get(u, allow_redirects=False, proxy=proxy)
@@ -279,30 +278,6 @@ class Fetcher:
                 resp.release()
             else:
                 resp.close()  # unread body: drop the connection rather than drain it
-
-
-def _classify(e: Exception, s: FetchSettings) -> tuple[str, str]:
-    """(reason, detail) for an exception raised while requesting or reading."""
-    msg = str(e)[:200]
-    if isinstance(e, aiohttp.ConnectionTimeoutError):
-        return "timeout", f"connect > {s.connect_timeout:g}s"
-    if isinstance(e, aiohttp.SocketTimeoutError):
-        return "read_timeout", f"no data for {s.read_timeout:g}s"
-    if isinstance(e, aiohttp.ServerTimeoutError):
-        return "read_timeout", msg
-    if isinstance(e, TimeoutError):
-        return "timeout", f"total {s.timeout:g}s"
-    if isinstance(e, aiohttp.ClientConnectorDNSError):
-        if isinstance(e.os_error, netsafety.PrivateAddressError):
-            return "private_address", str(e.os_error)
-        return "dns_error", msg
-    if isinstance(e, (aiohttp.InvalidURL, UnicodeError, ValueError)):
-        return "bad_url", msg
-    if isinstance(e, aiohttp.ClientResponseError):
-        return "bad_response", msg
-    if isinstance(e, (aiohttp.ClientError, OSError)):
-        return "connection_error", f"{type(e).__name__}: {msg}"
-    raise e
 
 
 async def fetch_all(urls: list[str], settings: FetchSettings, on_result=None) -> list[FetchResult]:

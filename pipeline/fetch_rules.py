@@ -27,12 +27,14 @@ REASONS = frozenset({
     "bad_scheme",          # not http(s), also on redirect hops
     "bad_url",             # unparsable URL or host
     "bad_response",        # malformed HTTP from the server
+    "tls_error",           # certificate or TLS handshake failure (not retried)
     "robots_txt",          # disallowed by the host's robots.txt (only with robots_txt=True)
     "not_an_image",        # sniffed bytes are not JPEG/PNG/GIF/WebP/BMP/TIFF/AVIF/HEIF
     "empty_body",
     "error",               # unexpected exception (a bug): logged with its traceback
 })
 REASON_FAMILIES = ("http_", "opt_out_")
+RETRYABLE_REASONS = frozenset({"timeout", "read_timeout", "connection_error"})  # plus http 408/429/5xx
 
 # X-Robots-Tag directives that opt an image out of dataset use. "none" means "noindex, nofollow".
 OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai", "noindex", "noimageindex", "none"})

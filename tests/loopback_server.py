@@ -25,7 +25,8 @@ Routes (GET). `<rest>` is any other route, so wrappers compose: /chain/2/robots-
   /reset                    declares 100000 bytes, sends 1000, then resets the connection (RST)
   /redirect?to=URL&code=302 one redirect;   /chain/<n>/<rest>  n redirects, then <rest>
   /loop/<n>                 redirects forever (/loop/n → /loop/n+1)
-  /to-private?ip=A          302 to http://A/latest/meta-data (default 169.254.169.254; never served)
+  /to-private?ip=A          302 to http://A/latest/meta-data (default 169.254.169.254). Only for clients that
+                            must refuse it (allow_private_addresses=False): others would really go there
   /robots-tag/<rest>?v=D&v=D  <rest> with one X-Robots-Tag header per v
   /robots.txt               srv.robots_txt (404 when None);   /echo-headers  request headers as JSON
 Bookkeeping: srv.requests (RequestRecord list), srv.count(path), srv.max_in_flight (concurrent
@@ -437,6 +438,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             conn.close()
 
 
+class _ProxyServer(_Server):
+    daemon_threads = True  # a client holding a keep-alive connection must not delay close()
+    block_on_close = False
+
+
 class LoopbackProxy:
     """A plain-HTTP forward proxy on 127.0.0.1 (no CONNECT). `requests` lists the absolute URLs it
     forwarded; `host_map` sends a host name to "ip:port" (e.g. {"images.test": "127.0.0.1:8000"}), so
@@ -447,7 +453,7 @@ class LoopbackProxy:
         self.timeout, self.max_body = timeout, max_body
         self.requests: list[str] = []
         self._lock = threading.Lock()
-        self._httpd = _Server(("127.0.0.1", 0), _ProxyHandler)
+        self._httpd = _ProxyServer(("127.0.0.1", 0), _ProxyHandler)
         self._httpd.owner = self
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"

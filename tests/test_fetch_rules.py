@@ -180,3 +180,19 @@ def test_host_gate_caps_connections_and_rate():
     assert peak <= 2
     assert min(gaps) >= 0.05 - 0.005  # 20 requests/s → at least 50 ms apart
     assert left == 0
+
+
+def test_classify_exception():
+    import aiohttp
+
+    from openwit.pipeline.fetch_errors import classify_exception
+    s = FetchSettings(timeout=3, read_timeout=2, connect_timeout=1)
+    assert classify_exception(aiohttp.ConnectionTimeoutError(), s) == ("timeout", "connect > 1s")
+    assert classify_exception(aiohttp.SocketTimeoutError(), s) == ("read_timeout", "no data for 2s")
+    assert classify_exception(TimeoutError(), s) == ("timeout", "total 3s")
+    assert classify_exception(aiohttp.ClientPayloadError("cut"), s)[0] == "connection_error"
+    assert classify_exception(aiohttp.ServerDisconnectedError(), s)[0] == "connection_error"
+    assert classify_exception(ConnectionResetError(104, "reset"), s)[0] == "connection_error"
+    assert classify_exception(aiohttp.InvalidURL("x"), s)[0] == "bad_url"
+    with pytest.raises(KeyError):  # not a network problem: a bug, re-raised (Fetcher logs it as "error")
+        classify_exception(KeyError("k"), s)
