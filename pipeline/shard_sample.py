@@ -45,10 +45,12 @@ def decide(fetch: Any, image: Any | None) -> tuple[str, str | None, str | None]:
 
 
 def error_message(reason: str | None, error: str | None) -> str | None:
-    """`reason: detail` (the reason alone when there is no detail); None for successes."""
+    """`reason: detail` (fetch and images already write errors so); None for successes."""
     if reason is None:
         return None
-    return f"{reason}: {error}" if error and error != reason else reason
+    if not error or error == reason:
+        return reason
+    return error if error.startswith(f"{reason}:") else f"{reason}: {error}"
 
 
 def make_sample(key: str, cand: dict, fetch: Any, image: Any | None) -> dict:

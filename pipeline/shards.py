@@ -20,6 +20,7 @@ from typing import Iterable
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import TestOptions
 
 from openwit.common.beamrun import is_local, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
@@ -106,8 +107,12 @@ def _shard_transform(candidates: beam.PCollection, cfg: ShardConfig) -> beam.PCo
             | "WriteShard" >> beam.ParDo(WriteShardFn(cfg)))
 
 
-def check_existing(cfg: ShardConfig) -> None:
-    """Fail fast in the driver when committed shards were built with other settings."""
+def check_existing(cfg: ShardConfig, options) -> None:
+    """Fail fast in the driver when committed shards were built with other settings.
+
+    Skipped for `--dry_run=True` (build the job only: no storage access, no credentials)."""
+    if options.view_as(TestOptions).dry_run:
+        return
     try:
         found = sorted(m.path for r in FileSystems.match([f"{cfg.out}/*_stats.json"]) for m in r.metadata_list)
     except Exception:  # noqa: BLE001  (no output folder yet)
@@ -124,8 +129,9 @@ def add_shard_stage(candidates: beam.PCollection, args: argparse.Namespace, beam
 
     After the pipeline has run, call `finish_shards(args.out, beam_args)` for the summary and report.
     """
-    cfg = shard_config(args, local=is_local(pipeline_options(beam_args)))
-    check_existing(cfg)
+    options = pipeline_options(beam_args)
+    cfg = shard_config(args, local=is_local(options))
+    check_existing(cfg, options)
     _shard_transform(candidates, cfg)
 
 
@@ -166,8 +172,8 @@ def run_shards(candidate_rows_or_glob: str | Iterable[dict], out: str, args: arg
     args = argparse.Namespace(**{**vars(args), "out": out})
     options = pipeline_options(beam_args)
     cfg = shard_config(args, local=is_local(options))
-    check_existing(cfg)
-    if isinstance(candidate_rows_or_glob, str):
+    check_existing(cfg, options)
+    if isinstance(candidate_rows_or_glob, str) and not options.view_as(TestOptions).dry_run:
         if not FileSystems.match([candidate_rows_or_glob])[0].metadata_list:
             raise UserError(f"no candidate files match {candidate_rows_or_glob}")
     with beam.Pipeline(options=options) as p:
