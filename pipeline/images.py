@@ -46,6 +46,7 @@ REASONS = (
     "image_area_too_large",
 )
 _DRAFT_FORMATS = ("JPEG", "MPO")
+DRAFT_GAP = 2
 
 
 @dataclass(frozen=True)
@@ -219,8 +220,10 @@ def _process(raw: bytes, s: ImageSettings, sha: str) -> ImageResult:
             target, final = plan_resize(ow, oh, s.resize_mode, s.image_size, s.resize_only_if_bigger)
             draft_scale = 1
             if target is not None and im.format in _DRAFT_FORMATS:
-                stored_target = oriented_size(target, orientation)  # back to stored orientation
-                drafted = im.draft(None, stored_target)
+                # decode at ≥ DRAFT_GAP × the target (stored orientation), as Pillow's thumbnail
+                # does, so the final area resampling smooths the DCT scaling's blockiness
+                tw, th = oriented_size(target, orientation)
+                drafted = im.draft(None, (tw * DRAFT_GAP, th * DRAFT_GAP))
                 if drafted is not None:
                     draft_scale = max(1, round(w0 / drafted[1][2]))
             im.load()
@@ -232,8 +235,9 @@ def _process(raw: bytes, s: ImageSettings, sha: str) -> ImageResult:
             raise _Rejected(FAILED, "unsupported_mode", f"mode {im.mode}: {e}", (ow, oh)) from None
     out = apply_orientation(rgb, orientation)
     if target is not None:
+        # img2dataset's choice: area averaging (BOX) to shrink, Lanczos to enlarge
         shrinking = target[0] < out.width or target[1] < out.height
-        out = out.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0 if shrinking else None)
+        out = out.resize(target, Image.Resampling.BOX if shrinking else Image.Resampling.LANCZOS)
         if final == "crop":
             out = center_crop(out, s.image_size)
         elif final == "pad":

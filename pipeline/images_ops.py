@@ -17,13 +17,13 @@ OUTPUT_FORMATS = {"jpg": "JPEG", "webp": "WEBP", "png": "PNG"}
 # EXIF orientations 5..8 swap width and height when applied.
 _SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
 _ORIENTATION_OPS = {
-    2: (Image.Transpose.FLIP_LEFT_RIGHT,),
-    3: (Image.Transpose.ROTATE_180,),
-    4: (Image.Transpose.FLIP_TOP_BOTTOM,),
-    5: (Image.Transpose.TRANSPOSE,),
-    6: (Image.Transpose.ROTATE_270,),
-    7: (Image.Transpose.TRANSVERSE,),
-    8: (Image.Transpose.ROTATE_90,),
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
 }
 _WHITE = (255, 255, 255)
 _BORDER = (0, 0, 0)
@@ -37,9 +37,8 @@ def oriented_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
 
 
 def apply_orientation(im: Image.Image, orientation: int) -> Image.Image:
-    for op in _ORIENTATION_OPS.get(orientation, ()):
-        im = im.transpose(op)
-    return im
+    op = _ORIENTATION_OPS.get(orientation)
+    return im.transpose(op) if op is not None else im
 
 
 def _scaled(w: int, h: int, side: int, image_size: int) -> tuple[int, int]:

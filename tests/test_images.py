@@ -95,9 +95,9 @@ def test_big_jpeg_shrink_uses_draft_and_stays_faithful(shared_data):
     raw = _encode(big, quality=90)
     s = ImageSettings(image_size=256, resize_mode="keep_ratio", output_format="png")
     r = process_image(raw, s)
-    assert r.status == "success" and r.draft_scale == 8  # 2135 // 256 = 8: decoded at 1/8
+    assert r.status == "success" and r.draft_scale == 4  # 2135 // (2 * 256) = 4: decoded at 1/4
     assert (r.width, r.height) == (round(3200 * 256 / 2135), 256)
-    reference = _decode(raw).convert("RGB").resize((r.width, r.height), Image.Resampling.LANCZOS)
+    reference = _decode(raw).convert("RGB").resize((r.width, r.height), Image.Resampling.BOX)
     diff = np.abs(np.asarray(_decode(r.data), float) - np.asarray(reference, float)).mean()
     assert diff < 4, diff
     # no draft when not shrinking (mode "no" or upscaling)
@@ -240,3 +240,27 @@ def test_settings_validation_and_fingerprint():
     fp = ImageSettings().fingerprint_fields()
     assert json.loads(json.dumps(fp, allow_nan=False))["max_aspect_ratio"] == "inf"
     assert fp["resize_mode"] == "border" and fp["image_size"] == 256
+
+
+def test_threads_give_same_bytes_as_serial(real_images):
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = ImageSettings(image_size=96, resize_mode="center_crop", output_format="webp")
+    raws = list(real_images.values()) * 3
+    serial = [process_image(r, settings).data for r in raws]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = [r.data for r in pool.map(lambda r: process_image(r, settings), raws)]
+    assert threaded == serial
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_orientation_matches_pillow_exif_transpose(shared_data, orientation):
+    from PIL import ImageOps
+
+    src = Image.open(shared_data / "images" / "img2dataset_tests" / "123_456.jpg").convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    raw = _encode(src, quality=95, exif=exif.tobytes())
+    r = process_image(raw, ImageSettings(resize_mode="no", output_format="png"))
+    expected = ImageOps.exif_transpose(_decode(raw)).convert("RGB")
+    assert np.array_equal(np.asarray(_decode(r.data)), np.asarray(expected))
