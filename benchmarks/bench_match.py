@@ -38,7 +38,9 @@ def wordnet_entries(wordnet_dir: str) -> list[str]:
             for line in f:
                 if line.startswith("  "):
                     continue
-                lemma = line.split(" ", 5)[4].lower().split(".")[0].replace("_", " ")
+                word = line.split(" ", 5)[4]
+                word = word[:word.index("(")] if word.endswith(")") else word  # adjective marker: galore(ip)
+                lemma = word.lower().split(".")[0].replace("_", " ")
                 if lemma:
                     out.setdefault(lemma)
     return list(out)

@@ -6,6 +6,8 @@ FileSystems, so local paths, `gs://` and `s3://` work alike.
 """
 from __future__ import annotations
 
+import bz2
+import gzip
 from typing import Iterator
 
 from apache_beam.io.filesystem import CompressionTypes
@@ -45,18 +47,19 @@ def raw_images(path: str, url_col: str | None = None, caption_col: str | None = 
     kind = file_kind(path)
     if kind is None:
         raise BadInput(0, "unknown file type (expected .warc[.gz], .wat[.gz], .parquet, .csv, .tsv, .jsonl)")
-    # FastWARC and Parquet read their own compression; text tables are decompressed by Beam.
-    comp = CompressionTypes.AUTO if kind in ("csv", "tsv", "jsonl") else CompressionTypes.UNCOMPRESSED
-    try:
-        stream = FileSystems.open(path, compression_type=comp)
+    try:  # FastWARC and Parquet read their own compression; text tables are unwrapped here
+        stream = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     except Exception as e:
         raise BadInput(0, f"cannot open: {e}") from None
     with stream:
         if kind == "warc":
             yield from images_from_warc(stream)
         else:
+            name = path.lower()
+            text = (gzip.GzipFile(fileobj=stream) if name.endswith(".gz")
+                    else bz2.BZ2File(stream) if name.endswith(".bz2") else stream)
             try:
-                yield from images_from_table(stream, kind, url_col, caption_col)
+                yield from images_from_table(text, kind, url_col, caption_col)
             except BadInput:
                 raise
             except Exception as e:  # corrupt Parquet, bad gzip, ...

@@ -22,9 +22,9 @@ TABLE_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl", ".json", ".ndjson")
 
 
 def table_kind(path: str) -> str | None:
-    """`parquet`, `csv`, `tsv` or `jsonl` from the file name (a trailing .gz/.bz2/.zst is ignored)."""
+    """`parquet`, `csv`, `tsv` or `jsonl` from the file name (a trailing .gz/.bz2 is ignored)."""
     name = path.lower()
-    for comp in (".gz", ".bz2", ".zst", ".zstd", ".deflate"):
+    for comp in (".gz", ".bz2"):
         if name.endswith(comp):
             name = name[: -len(comp)]
     for suffix in TABLE_SUFFIXES:
