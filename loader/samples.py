@@ -47,6 +47,23 @@ class FaultLog:
         return out
 
 
+class _TailTracker:
+    """Wraps a stream, remembering the bytes read and the last 512 of them: a tar that ends without
+    its zero end-of-archive block was cut short (tarfile's stream mode silently stops there)."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.total, self.tail = stream, 0, b""
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        self.total += len(data)
+        self.tail = (self.tail + data)[-512:]
+        return data
+
+    def cut_short(self) -> bool:
+        return self.total > 0 and (len(self.tail) < 512 or any(self.tail))
+
+
 def _pick(sample: dict, exts: tuple[str, ...]) -> bytes | None:
     return next((sample[e] for e in exts if e in sample), None)
 
@@ -63,8 +80,9 @@ def iter_shard(url: str, faults: FaultLog) -> Iterator[RawSample]:
         faults.record("corrupt_member", url, exn)
         return True
 
+    tracked = _TailTracker(stream)
     try:
-        members = wds.tariterators.tar_file_iterator(stream, handler=member_error)
+        members = wds.tariterators.tar_file_iterator(tracked, handler=member_error)
         members = ({**m, "__url__": url} for m in members)
         for sample in wds.tariterators.group_by_keys(members, handler=member_error):
             image, caption = _pick(sample, IMAGE_EXTS), _pick(sample, CAPTION_EXTS)
@@ -74,8 +92,11 @@ def iter_shard(url: str, faults: FaultLog) -> Iterator[RawSample]:
                 faults.record("missing_caption", url, sample["__key__"])
             else:
                 yield RawSample(sample["__key__"], url, image, caption.decode("utf-8", errors="replace"))
+        if tracked.cut_short():
+            faults.record("truncated_tar", url, f"no end-of-archive block after {tracked.total} bytes")
     except (tarfile.TarError, EOFError, OSError, ValueError) as e:
-        faults.record("truncated_tar" if isinstance(e, (tarfile.ReadError, EOFError)) else "unreachable", url, e)
+        truncated = tracked.total > 0 and isinstance(e, (tarfile.ReadError, EOFError))
+        faults.record("truncated_tar" if truncated else "unreachable", url, e)
     except Exception as e:  # anything else a broken stream may raise: never crash the epoch
         faults.record("bad_sample", url, e)
     finally:

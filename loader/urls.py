@@ -35,6 +35,8 @@ def open_url(url: str) -> IO[bytes]:
     """A readable binary stream for a shard URL (raises OSError-like errors when unreachable)."""
     if url.startswith("pipe:") or not _SCHEME.match(url) or url.startswith("file://"):
         return gopen(url, "rb")
+    if url.startswith(("http://", "https://")):  # stream: no range requests, no size needed
+        return fsspec.open(url, "rb", block_size=0).open()
     return fsspec.open(url, "rb").open()
 
 
