@@ -1,0 +1,77 @@
+"""`openwit-build --stage candidates` end to end on the real sample files, and its error paths."""
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from openwit.pipeline import cli
+from openwit.pipeline.text import naive_match
+
+QUERIES = ["Vol", "Artists", "Leather", "black", "cat", "a", "the", "Semantic Scholar", "中国新闻网", "Hovenier",
+           "bus station", "wedding", "New York", "dress", "Stratégie"]
+
+
+def _queries(tmp_path):
+    qdir = tmp_path / "queries"
+    qdir.mkdir()
+    pq.write_table(pa.table({"query": QUERIES, "source": ["unigram"] * len(QUERIES),
+                             "score": [1.0] * len(QUERIES)}), qdir / "queries.parquet")
+    return qdir
+
+
+def test_build_candidates_end_to_end(shared_data, tmp_path, capsys, caplog):
+    qdir, out = _queries(tmp_path), tmp_path / "out"
+    warcs = str(shared_data / "warc" / "*.warc.gz")
+    tables = [str(shared_data / "metadata" / "img2dataset_test_10000.parquet"),
+              str(shared_data / "metadata" / "cc3m_*.tsv")]
+    argv = ["--queries", str(qdir), "--input", warcs, *tables, "--out", str(out), "--stage", "candidates",
+            "--max-per-query", "300", "--seed", "1", "--runner", "DirectRunner"]
+    assert cli.main(argv) == 0
+    summary = capsys.readouterr().out
+    assert "candidates: input_files 7" in summary and "bad_input_file 1" in summary
+    assert "dropped at extraction:" in summary and "no_text" in summary
+    assert any("resiliparse-clipped.warc.gz at byte 0" in r.getMessage() for r in caplog.records)
+
+    table = pq.read_table(out / "candidates")
+    rows = table.to_pylist()
+    assert rows and len({(r["url"], r["caption"]) for r in rows}) == len(rows)
+    for r in rows:
+        assert r["query_ids"] == naive_match(r["caption"], QUERIES)
+    sources = {r["source"].rsplit("/", 1)[-1] for r in rows}
+    assert {"img2dataset_test_10000.parquet", "resiliparse-warcfile.warc.gz"} <= sources
+    assert any(r["page_url"] for r in rows) and any(r["page_url"] is None for r in rows)
+    counts = pq.read_table(out / "query_counts.parquet").to_pylist()
+    assert [c["query"] for c in counts] == QUERIES
+    by_query = {c["query"]: c for c in counts}
+    assert by_query["the"]["matched"] > 300 and by_query["the"]["kept"] < by_query["the"]["matched"]
+    assert by_query["中国新闻网"]["matched"] == by_query["中国新闻网"]["kept"] == 1
+    kept = {q: 0 for q in range(len(QUERIES))}
+    for r in rows:
+        for q in r["query_ids"]:
+            kept[q] += 1
+    assert [kept[i] for i in range(len(QUERIES))] == [c["kept"] for c in counts]
+
+
+def test_cli_errors(tmp_path, capsys, monkeypatch):
+    qdir = _queries(tmp_path)
+    assert cli.main(["--queries", str(tmp_path / "nope"), "--input", str(qdir / "queries.parquet"),
+                     "--out", str(tmp_path / "o"), "--stage", "candidates"]) == 2
+    assert "cannot read the query list" in capsys.readouterr().err
+    assert cli.main(["--queries", str(qdir), "--input", str(tmp_path / "missing-*.warc.gz"),
+                     "--out", str(tmp_path / "o"), "--stage", "candidates"]) == 2
+    assert "matches no file" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "shard_stage", lambda: None)
+    assert cli.main(["--queries", str(qdir), "--input", str(qdir / "queries.parquet"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--stage candidates" in err
+    args, beam_args = cli.parse_args(["--queries", "q", "--input", "a", "b", "--out", "o", "--runner", "DataflowRunner",
+                                      "--project", "p"])
+    assert args.input == ["a", "b"] and beam_args == ["--runner", "DataflowRunner", "--project", "p"]
+    assert (args.samples_per_shard, args.image_size, args.resize_mode, args.output_format, args.quality,
+            args.max_image_pixels, args.stage) == (10_000, 256, "border", "jpg", 95, 89_478_485, "all")
+
+
+def test_module_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "openwit.pipeline", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "--max-per-query" in proc.stdout and "--stage" in proc.stdout
