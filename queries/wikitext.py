@@ -66,7 +66,7 @@ def _link_text(match: re.Match) -> str:
     if target.startswith(":"):  # [[:Category:X]] is a visible link
         target = target[1:]
     elif colon and (p in _SKIP_LINK_PREFIXES or (2 <= len(p) <= 3 and p.isalpha() and p.islower())):
-        return ""  # category, interwiki, other namespaces
+        return trail  # category, interwiki, other namespaces: invisible
     label = rest if rest else target.split("#", 1)[0] if not target.startswith("#") else target[1:]
     return label + trail
 

@@ -1,0 +1,61 @@
+"""openwit-queries as users run it: the offline demo inputs, byte-identical reruns, one-line errors."""
+import bz2
+import json
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+
+from openwit.queries.cli import main
+from openwit.queries.demo_data import demo_dump_xml, write_demo_dump, write_demo_pageviews
+
+
+def test_demo_inputs_full_pipeline_and_byte_identical_rerun(tmp_path, wordnet_dir):
+    dump = write_demo_dump(str(tmp_path / "demo-pages-articles.xml.bz2"), str(wordnet_dir), n_pages=300)
+    pv = write_demo_pageviews(str(tmp_path / "pageviews-20240101-000000"), str(wordnet_dir), n_pages=300)
+    assert bz2.decompress(open(dump, "rb").read()).decode() == demo_dump_xml(str(wordnet_dir), 300)
+    args = ["--wiki-dump", dump, "--pageviews", pv, "--wordnet-dir", str(wordnet_dir),
+            "--min-unigram-count", "3", "--size", "87200"]
+    for name in ("a", "b"):
+        assert main(["--out", str(tmp_path / name)] + args) == 0
+    for f in ("queries.parquet", "queries.txt", "summary.json"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert all(n > 0 for n in summary["entries_per_source"].values()), summary["entries_per_source"]
+    assert summary["entries"] == 87_200 and summary["read"]["skipped_non_article"] == 1
+    rows = pq.read_table(tmp_path / "a" / "queries.parquet").to_pylist()
+    queries = {r["query"] for r in rows}
+    assert "zzyzx" not in queries  # only on the talk page
+    assert not any(q in queries for q in ("Infobox", "cite", "thumb", "Category"))  # markup, not text
+
+
+def _run(*args):
+    proc = subprocess.run([sys.executable, "-m", "openwit.queries", *args], capture_output=True, text=True,
+                          timeout=120)
+    return proc.returncode, proc.stderr
+
+
+def _one_line_error(rc, stderr, *needles):
+    assert rc == 2, stderr
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, wordnet_dir):
+    good = bz2.compress(demo_dump_xml(str(wordnet_dir), 200).encode())
+    cut = tmp_path / "enwiki-cut.xml.bz2"
+    cut.write_bytes(good[: len(good) // 2])
+    _one_line_error(*_run("--out", str(tmp_path / "o"), "--wiki-dump", str(cut)), str(cut), "truncated bz2")
+    notxml = tmp_path / "notes.xml"
+    notxml.write_text("just some notes, not XML\n")
+    _one_line_error(*_run("--out", str(tmp_path / "o"), "--wiki-dump", str(notxml)), str(notxml),
+                    "not a MediaWiki XML dump")
+    missing = tmp_path / "no-wordnet"
+    _one_line_error(*_run("--out", str(tmp_path / "o"), "--sources", "numeral,wordnet", "--wordnet-dir",
+                          str(missing)), str(missing), "WordNet folder not found")
+    _one_line_error(*_run("--out", str(tmp_path / "o"), "--wiki-dump", str(tmp_path / "nope*.bz2")),
+                    "nope*.bz2", "no such")
+    assert not (tmp_path / "o").exists()
