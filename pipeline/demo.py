@@ -1,0 +1,118 @@
+"""`make demo`: openwit's whole road, offline, on data the project makes itself.
+
+1. a small Wikipedia dump + pageviews generated from WordNet glosses → `openwit-queries`
+2. a little web of generated images (served on 127.0.0.1) with captions → `openwit-build`
+   (extract → match → balance → fetch → resize → shards → report)
+3. a byte-level BPE tokenizer trained on the captions, then one epoch of `openwit.loader`.
+
+Nothing is read from ../shared: WordNet comes from Debian's wordnet-base, the photo from matplotlib.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import time
+
+import pyarrow.parquet as pq
+
+from openwit.common.errors import UserError, cli_main
+from openwit.queries import cli as queries_cli
+from openwit.queries import demo_data
+from openwit.pipeline import cli as build_cli
+from openwit.pipeline import demo_web
+
+
+def _step(n: int, text: str) -> float:
+    print(f"\n== demo step {n}: {text}", flush=True)
+    return time.time()
+
+
+def _done(t0: float) -> None:
+    print(f"   ({time.time() - t0:.1f} s)", flush=True)
+
+
+def run_queries(out: str, wordnet_dir: str) -> str:
+    inputs = os.path.join(out, "inputs")
+    dump = demo_data.write_demo_dump(os.path.join(inputs, "demowiki-pages-articles.xml.bz2"), wordnet_dir)
+    views = demo_data.write_demo_pageviews(os.path.join(inputs, "pageviews-20240101-000000"), wordnet_dir)
+    qdir = os.path.join(out, "queries")
+    rc = queries_cli.main(["--out", qdir, "--wiki-dump", dump, "--pageviews", views,
+                           "--wordnet-dir", wordnet_dir, "--min-unigram-count", "5"])
+    if rc:
+        raise UserError(f"openwit-queries failed (exit {rc})")
+    return qdir
+
+
+def run_build(out: str, qdir: str, server_url: str, pairs: list[tuple[str, str]], max_per_query: int) -> str:
+    table = demo_web.write_caption_table(os.path.join(out, "inputs", "captions.parquet"), server_url, pairs)
+    dataset = os.path.join(out, "dataset")
+    rc = build_cli.main(["--queries", qdir, "--input", table, "--out", dataset,
+                         "--samples-per-shard", "64", "--image-size", "128",
+                         "--max-per-query", str(max_per_query), "--allow-private-addresses"])
+    if rc:
+        raise UserError(f"openwit-build failed (exit {rc})")
+    return dataset
+
+
+def run_loader(dataset: str) -> tuple[int, tuple, tuple]:
+    import torch
+
+    from openwit.loader import CaptionTokenizer, make_loader
+
+    shards = sorted(glob.glob(os.path.join(dataset, "[0-9]" * 5 + ".tar")))
+    if not shards:
+        raise UserError(f"no shards written in {dataset}")
+    captions = []
+    for shard in shards:
+        rows = pq.read_table(shard[:-4] + ".parquet", columns=["caption", "status"]).to_pylist()
+        captions += [r["caption"] for r in rows if r["status"] == "success"]
+    tok = CaptionTokenizer.train(captions, vocab_size=600)
+    tok.save(os.path.join(dataset, "tokenizer.json"))
+    loader = make_loader(shards, batch_size=16, image_size=128, seed=0)
+    n, shape_i, shape_t = 0, (), ()
+    for images, tokens in loader:
+        assert images.dtype == torch.float32 and tokens.shape[1] == 77
+        n, shape_i, shape_t = n + 1, tuple(images.shape), tuple(tokens.shape)
+    return n, shape_i, shape_t
+
+
+@cli_main
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m openwit.pipeline.demo", description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="demo-out", help="output folder (made fresh)")
+    ap.add_argument("--wordnet-dir", default=os.environ.get("OPENWIT_WORDNET_DIR", "/usr/share/wordnet"))
+    ap.add_argument("--max-per-query", type=int, default=20,
+                    help="balancing cap t for the demo's small pool (CLIP/MetaCLIP: 20,000)")
+    args = ap.parse_args(argv)
+    if os.path.exists(os.path.join(args.out, "dataset")):
+        raise UserError(f"{args.out}/dataset exists from an earlier demo; remove {args.out} (make clean) first")
+    start = time.time()
+
+    t0 = _step(1, "query list from a generated Wikipedia dump + WordNet (openwit-queries)")
+    qdir = run_queries(args.out, args.wordnet_dir)
+    _done(t0)
+
+    t0 = _step(2, "candidates → match → balance → fetch → shards → report (openwit-build)")
+    site = os.path.join(args.out, "inputs", "www")
+    pairs = demo_web.write_site(site)
+    with demo_web.SiteServer(site) as server:
+        print(f"   serving {len(pairs)} generated images (a few broken on purpose) at {server.url}", flush=True)
+        dataset = run_build(args.out, qdir, server.url, pairs, args.max_per_query)
+    _done(t0)
+
+    t0 = _step(3, "tokenizer trained on the captions; one epoch of openwit.loader")
+    n, shape_i, shape_t = run_loader(dataset)
+    print(f"   {n} batches: images {shape_i} float32, tokens {shape_t}")
+    _done(t0)
+
+    print(f"\ndemo done in {time.time() - start:.0f} s. Look at:\n"
+          f"  {qdir}/summary.json, {qdir}/queries.txt\n"
+          f"  {dataset}/query_counts.parquet, {dataset}/00000.tar (+ .parquet, _stats.json)\n"
+          f"  {dataset}/report/report.html")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
