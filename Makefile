@@ -41,6 +41,7 @@ test: venv wordnet
 	OPENWIT_WORDNET_DIR=$(WORDNET_DIR) $(PY) -m pytest -q
 
 demo: venv wordnet
+	rm -rf $(DEMO_OUT)
 	OPENWIT_WORDNET_DIR=$(WORDNET_DIR) $(PY) -m openwit.pipeline.demo --out $(DEMO_OUT)
 
 clean:
