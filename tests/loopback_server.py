@@ -13,6 +13,7 @@ Routes (GET). `<rest>` is any other route, so wrappers compose: /chain/2/robots-
   /gen/<W>x<H>.<jpg|png|webp>  generated gradient image (Pillow), always available
   /bomb.png                 tiny PNG declaring 30000×30000 (decompression bomb; valid, ~110 kB)
   /truncated/<rest>         first half of <rest>'s body (a real JPEG cut in half), served as 200
+  /gzip-bomb                Content-Encoding: gzip body of ~50 kB that inflates to 50 MB
   /html-as-jpeg             an HTML page with Content-Type image/jpeg
   /empty                    200 with an empty body
   /status/<code>            that status, always (?retry_after=S adds Retry-After)
@@ -78,6 +79,15 @@ def generated_image(width: int, height: int, fmt: str = "jpg") -> bytes:
         img.save(buf, {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}[fmt])
         return buf.getvalue()
     return _cached(f"gen/{width}x{height}.{fmt}", make)
+
+
+def gzip_bomb(megabytes: int = 50) -> bytes:
+    """gzip of a JPEG-looking body of `megabytes` MB (~50 kB on the wire): an HTTP-level bomb."""
+    def make() -> bytes:
+        z = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31 = gzip container
+        parts = [z.compress(b"\xff\xd8\xff\xe0")] + [z.compress(bytes(1 << 20)) for _ in range(megabytes)]
+        return b"".join(parts) + z.flush()
+    return _cached(f"gzip-bomb/{megabytes}", make)
 
 
 def bomb_png(side: int = 30000) -> bytes:
@@ -184,7 +194,7 @@ class LoopbackServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"loopback-{self.port}", daemon=True)
         self._thread.start()
-        threading.Thread(target=bomb_png, daemon=True).start()  # ~0.4 s of zlib, once per process, off the request path
+        bomb_png(), gzip_bomb()  # ~0.7 s of zlib once per process, so no request waits on it
 
     # --- public helpers -------------------------------------------------------------------------
     def url(self, path: str = "/") -> str:
@@ -344,6 +354,8 @@ class LoopbackServer:
             return self._trickle(h, float(parts[1]), int(parts[2]))
         if path in ("endless", "huge"):
             return self._endless(h, declared=10**12 if path == "huge" else None)
+        if path == "gzip-bomb":
+            return h.send(200, gzip_bomb(), "image/jpeg", [("Content-Encoding", "gzip")])
         if path == "reset":
             return self._reset(h)
         h.send(404, b"not found", "text/plain")

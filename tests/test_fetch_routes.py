@@ -42,7 +42,8 @@ ROUTES = [
     ("/trickle/0.05/100000", {"retries": 0, "timeout": 0.8}, "timeout", 1, 1.6),  # trickle beats read_timeout
     ("/endless", {"max_bytes": 1_000_000}, "too_large", 1, 3),
     ("/endless?t=c", {"max_bytes": 10**12, "timeout": 0.8, "retries": 0}, "timeout", 1, 1.6),
-    ("/huge", {}, "too_large", 1, 1),                    # refused on the declared length alone
+    ("/huge", {}, "too_large", 1, 1),
+    ("/gzip-bomb", {}, "too_large", 1, 3),               # counted after decoding: no memory blow-up                    # refused on the declared length alone
     ("/redirect?to=/gen/4x4.jpg", {}, None, 1, 2),
     ("/chain/3/gen/4x4.jpg", {}, None, 1, 2),
     ("/chain/3/gen/4x4.jpg?t=d", {"max_redirects": 2}, "too_many_redirects", 1, 2),
