@@ -54,6 +54,7 @@ setup(
         "torch==2.13.0",
         "pyahocorasick>=2.0",
         "tokenizers>=0.15",
+        "ftfy>=6",
         "fsspec",
         "tqdm",
         "matplotlib",

@@ -116,11 +116,11 @@ def make_loader(urls: str | Iterable[str], batch_size: int, *, image_size: int =
         raise UserError(f"batch_size must be >= 1, got {batch_size}")
     url_list = expand_urls(urls)
     rank, world_size = _dist_info(rank, world_size)
-    tok = load_tokenizer(tokenizer, url_list[0], context_length)
     counts = shard_counts(url_list)
     total = num_samples if num_samples is not None else sum(counts.values())
     if total <= 0:
         raise UserError(f"no samples in {len(url_list)} shard(s) (first: {url_list[0]})")
+    tok = load_tokenizer(tokenizer, url_list[0], context_length)
     dataset = ShardDataset(
         urls=url_list, counts=counts, tokenizer=tok, batch_size=batch_size,
         num_batches=plan.batches_per_rank(total, batch_size, world_size), image_size=image_size,

@@ -24,7 +24,6 @@ import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers.trainers import BpeTrainer
 
-from openwit.common.atomic import atomic_write_text
 from openwit.common.errors import UserError
 
 SOT, EOT = "<|startoftext|>", "<|endoftext|>"
@@ -149,6 +148,8 @@ class CaptionTokenizer:
 
     def save(self, path: str) -> None:
         """Write `tokenizer.json` atomically (local, gs://, s3://)."""
+        from openwit.common.atomic import atomic_write_text  # imports Beam: only when saving
+
         atomic_write_text(path, self.tokenizer.to_str())
 
     def encode(self, text: str) -> list[int]:

@@ -1,0 +1,26 @@
+"""openwit-loader CLI: tokenizer train/encode and inspect on real shards; bad input → `error:`, exit 2."""
+import json
+
+from openwit.loader.cli import main
+from test_loader_helpers import write_dataset
+
+
+def test_train_encode_inspect(shared_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OPENWIT_TOKENIZER", raising=False)
+    write_dataset(tmp_path, shared_data, [12, 9])
+    urls = str(tmp_path / "{00000..00001}.tar")
+    assert main(["tokenizer", "train", "--shards", urls, "--vocab-size", "600"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["out"] == str(tmp_path / "tokenizer.json") and 514 < trained["vocab_size"] <= 600
+    assert main(["tokenizer", "encode", "--tokenizer", trained["out"], "a photo of a cat"]) == 0
+    ids = json.loads(capsys.readouterr().out)
+    assert ids[0] == trained["vocab_size"] - 2 and ids[-1] == trained["vocab_size"] - 1
+    assert main(["inspect", urls, "--batch-size", "4", "--image-size", "32", "--max-batches", "3"]) == 0
+    report = json.loads(capsys.readouterr().out)  # tokenizer.json beside the shards is the default
+    assert report["num_samples"] == 21 and report["images_read"] == 12 and report["batches_per_epoch"] == 6
+
+
+def test_bad_input_is_one_line_error(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path / "none-{0..2}.tar")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no samples in 3 shard(s)") and "Traceback" not in err
