@@ -2,7 +2,7 @@
 
 Two workloads, single thread each: the real photos in ../shared/data/images (small, 123..1411 px)
 and big JPEGs (3200x2135, made from sklearn's china.jpg) shrunk to 256 px, where JPEG draft
-decoding matters. Also checks that both tools give the same output sizes for every resize mode.
+decoding matters. Best of 3 alternating rounds per tool (the box is shared). Also checks that both tools give the same output sizes for every resize mode.
 
     .venv/bin/python benchmarks/bench_images.py
 (img2dataset runs in benchmarks/.venv-img2dataset: `python -m venv benchmarks/.venv-img2dataset &&
@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("OPENWIT_SHARED_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
 WORK = os.path.join(ROOT, "benchmarks", "work", "bench_images")
 I2D_PY = os.path.join(ROOT, "benchmarks", ".venv-img2dataset", "bin", "python")
+ROUNDS = 3
 MODES = ["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"]
 
 
@@ -66,17 +67,20 @@ def main():
         print(json.dumps(run(tool, paths, mode, repeats)))
         return
     for name, paths in workloads().items():
-        repeats = 5 if name.startswith("real") else 8
+        repeats = 3 if name.startswith("real") else 4
         for mode in MODES:
-            ours = run("openwit", paths, mode, repeats)
-            out = subprocess.run([I2D_PY, __file__, "--worker", "img2dataset", mode, str(repeats), *paths],
-                                 capture_output=True, text=True, check=True)
-            theirs = json.loads(out.stdout.strip().splitlines()[-1])
+            best = {"openwit": 0.0, "img2dataset": 0.0}
+            for _ in range(ROUNDS):  # alternate the tools, keep each one's best round (shared box)
+                ours = run("openwit", paths, mode, repeats)
+                out = subprocess.run([I2D_PY, __file__, "--worker", "img2dataset", mode, str(repeats), *paths],
+                                     capture_output=True, text=True, check=True)
+                theirs = json.loads(out.stdout.strip().splitlines()[-1])
+                best["openwit"] = max(best["openwit"], ours["per_s"])
+                best["img2dataset"] = max(best["img2dataset"], theirs["per_s"])
             same = sum(a == tuple(b) for a, b in zip(ours["sizes"], theirs["sizes"]))
-            print(f"{name:20s} {mode:18s} openwit {ours['per_s']:7.1f} img/s  img2dataset "
-                  f"{theirs['per_s']:7.1f} img/s  ratio {ours['per_s'] / theirs['per_s']:5.2f}x  "
+            print(f"{name:20s} {mode:18s} openwit {best['openwit']:7.1f} img/s  img2dataset "
+                  f"{best['img2dataset']:7.1f} img/s  ratio {best['openwit'] / best['img2dataset']:5.2f}x  "
                   f"same output size {same}/{len(paths)}")
-
 
 if __name__ == "__main__":
     main()
