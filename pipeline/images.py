@@ -195,6 +195,27 @@ def _read_exif(im: Image.Image, allow_load: bool):
         return None
 
 
+def _exif_text(exif) -> str | None:
+    try:
+        return exif_json(exif) if exif is not None else None
+    except Exception:  # odd tag values cost the tags, never the image
+        return None
+
+
+def _geometry(im: Image.Image, target, final: str | None, size: int) -> Image.Image:
+    """Resize to target (if any), then crop or pad to size×size."""
+    if target is None:
+        return im
+    # img2dataset's choice: area averaging (BOX) to shrink, Lanczos to enlarge
+    shrinking = target[0] < im.width or target[1] < im.height
+    im = im.resize(target, Image.Resampling.BOX if shrinking else Image.Resampling.LANCZOS)
+    if final == "crop":
+        return center_crop(im, size)
+    if final == "pad":
+        return pad_square(im, size)
+    return im
+
+
 def _process(raw: bytes, s: ImageSettings, sha: str) -> ImageResult:
     if not raw:
         raise _Rejected(FAILED, "decode_error", "empty input")
@@ -233,21 +254,13 @@ def _process(raw: bytes, s: ImageSettings, sha: str) -> ImageResult:
             rgb = to_rgb(im)
         except Exception as e:
             raise _Rejected(FAILED, "unsupported_mode", f"mode {im.mode}: {e}", (ow, oh)) from None
-    out = apply_orientation(rgb, orientation)
-    if target is not None:
-        # img2dataset's choice: area averaging (BOX) to shrink, Lanczos to enlarge
-        shrinking = target[0] < out.width or target[1] < out.height
-        out = out.resize(target, Image.Resampling.BOX if shrinking else Image.Resampling.LANCZOS)
-        if final == "crop":
-            out = center_crop(out, s.image_size)
-        elif final == "pad":
-            out = pad_square(out, s.image_size)
-    try:
-        data = encode(out, s.output_format, s.quality)
-    except Exception as e:
-        raise _Rejected(FAILED, "encode_error", f"{type(e).__name__}: {e}", (ow, oh)) from None
+        out = _geometry(apply_orientation(rgb, orientation), target, final, s.image_size)
+        try:
+            data = encode(out, s.output_format, s.quality)
+        except Exception as e:
+            raise _Rejected(FAILED, "encode_error", f"{type(e).__name__}: {e}", (ow, oh)) from None
     return ImageResult(
         status=SUCCESS, error=None, reason=None, data=data, ext=s.output_format,
         width=out.width, height=out.height, original_width=ow, original_height=oh,
-        sha256=sha, exif=exif_json(exif) if exif is not None else None, draft_scale=draft_scale,
+        sha256=sha, exif=_exif_text(exif), draft_scale=draft_scale,
     )
