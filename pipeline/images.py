@@ -128,6 +128,16 @@ class _Rejected(Exception):
         self.status, self.reason, self.detail, self.size = status, reason, detail, size
 
 
+def raise_pillow_limit(settings: ImageSettings) -> None:
+    """Call once per process before threads start (CLI main, DoFn.setup) when max_image_pixels
+    may exceed Pillow's default: Image.open itself refuses images above 2 × Image.MAX_IMAGE_PIXELS
+    (and warns above 1 ×). process_image's own per-call check is the real guard, so Pillow's global
+    one is only lifted (never lowered) to match it."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and limit < settings.max_image_pixels:
+        Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
+
+
 @functools.lru_cache(maxsize=64)
 def _validated(settings: ImageSettings) -> ImageSettings:
     settings.validate()

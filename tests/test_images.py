@@ -264,3 +264,16 @@ def test_every_orientation_matches_pillow_exif_transpose(shared_data, orientatio
     r = process_image(raw, ImageSettings(resize_mode="no", output_format="png"))
     expected = ImageOps.exif_transpose(_decode(raw)).convert("RGB")
     assert np.array_equal(np.asarray(_decode(r.data)), np.asarray(expected))
+
+
+def test_raise_pillow_limit_only_lifts(monkeypatch):
+    from openwit.pipeline.images import raise_pillow_limit
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 89_478_485)
+    raise_pillow_limit(ImageSettings(max_image_pixels=1000))
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485
+    raise_pillow_limit(ImageSettings(max_image_pixels=400_000_000))
+    assert Image.MAX_IMAGE_PIXELS == 400_000_000
+    raw = _png(18_000, 18_000, 0, 8, b"\x00" * 64)  # 324M: Pillow would refuse it at open otherwise
+    r = process_image(raw, ImageSettings(max_image_pixels=300_000_000))
+    assert (r.reason, r.error.split(": ")[1].split(" ")[0]) == ("decompression_bomb", "18000x18000")
