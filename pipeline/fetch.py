@@ -27,8 +27,8 @@ from openwit.common.errors import UserError
 from . import netsafety
 from .fetch_errors import classify_exception
 from .fetch_limits import HostGate
-from .fetch_rules import (REDIRECT_CODES, RETRYABLE_REASONS, backoff_delay, failure, is_retryable_status, parse_retry_after,
-                          robots_agent, sniff_image, user_agent, valid_token, x_robots_opt_out)
+from .fetch_rules import (REDIRECT_CODES, RETRYABLE_REASONS, backoff_delay, failure, is_retryable_status,
+                          parse_retry_after, robots_agent, sniff_image, user_agent, valid_token, x_robots_opt_out)
 from .robots import MAX_ROBOTS_BYTES, RobotsCache
 
 __all__ = ["FetchSettings", "FetchResult", "Fetcher", "fetch_all", "fetch_all_sync", "user_agent"]
@@ -197,7 +197,7 @@ class Fetcher:
         except (ValueError, TypeError) as e:
             return _Outcome("bad_url", str(e)[:200])
         budget = self.settings.timeout
-        for hop in range(self.settings.max_redirects + 1):
+        for _ in range(self.settings.max_redirects + 1):
             problem = await self._check_target(current, check_robots=image)
             if problem is not None:
                 return problem

@@ -6,7 +6,7 @@ from loopback_server import LoopbackProxy, loopback_server, loopback_server_fact
 
 from openwit.pipeline.fetch import FetchSettings, fetch_all_sync, user_agent
 
-SAFE = FetchSettings(timeout=2.0, read_timeout=1.0, connect_timeout=1.0, retries=0, backoff_base=0.01)
+SAFE = FetchSettings(timeout=5.0, read_timeout=2.0, connect_timeout=2.0, retries=0, backoff_base=0.01)
 
 
 def test_private_targets_refused_before_any_request(loopback_server):  # noqa: F811
