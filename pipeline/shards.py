@@ -152,10 +152,10 @@ def summarize(out: str) -> dict:
     return totals
 
 
-def finish_shards(out: str, beam_args: list[str]) -> dict:
+def finish_shards(out: str, beam_args: list[str], report: bool = True) -> dict:
     """Log the summary and, on local runs, write OUT/report/ with openwit's stats report."""
     totals = summarize(out) if is_local(pipeline_options(beam_args)) else {}
-    if totals:
+    if totals and report:
         log.info("shards: %s", ", ".join(f"{k}={v}" for k, v in totals.items()))
         try:
             from openwit.pipeline.stats import write_report
@@ -163,6 +163,8 @@ def finish_shards(out: str, beam_args: list[str]) -> dict:
             log.warning("stats report not available (openwit.pipeline.stats missing)")
         else:
             log.info("report: %s", write_report(out))
+    elif totals:
+        log.info("shards: %s", ", ".join(f"{k}={v}" for k, v in totals.items()))
     return totals
 
 
@@ -182,7 +184,7 @@ def run_shards(candidate_rows_or_glob: str | Iterable[dict], out: str, args: arg
         else:
             cands = p | "Candidates" >> beam.Create(list(candidate_rows_or_glob), reshuffle=False)
         _shard_transform(cands, cfg)
-    return finish_shards(out, beam_args)
+    return finish_shards(out, beam_args, report=getattr(args, "report", True))
 
 
 @cli_main
@@ -191,10 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidates", required=True, help="candidate Parquet file(s): path or glob")
     parser.add_argument("--out", required=True, help="output folder (local, gs://, s3://)")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--no-report", dest="report", action="store_false", help="skip OUT/report/ at the end")
     add_shard_flags(parser)
     args, beam_args = parser.parse_known_args(argv)
     setup_logging(args.verbose)
-    log.setLevel(logging.INFO)
+    logging.getLogger("openwit").setLevel(logging.INFO)
     run_shards(args.candidates, args.out, args, beam_args)
     return 0
 
