@@ -28,7 +28,8 @@ from . import netsafety
 from .fetch_errors import classify_exception
 from .fetch_limits import HostGate
 from .fetch_rules import (REDIRECT_CODES, RETRYABLE_REASONS, backoff_delay, failure, is_retryable_status,
-                          parse_retry_after, robots_agent, sniff_image, user_agent, valid_token, x_robots_opt_out)
+                          parse_retry_after, robots_agent, sniff_image, user_agent, valid_host, valid_token,
+                          x_robots_opt_out)
 from .robots import MAX_ROBOTS_BYTES, RobotsCache
 
 __all__ = ["FetchSettings", "FetchResult", "Fetcher", "fetch_all", "fetch_all_sync", "user_agent"]
@@ -219,8 +220,8 @@ class Fetcher:
         """Refusals decided before any byte is sent to `u`."""
         if u.scheme not in ("http", "https"):
             return _Outcome("bad_scheme", u.scheme or "(none)", final_url=str(u))
-        if not u.host:
-            return _Outcome("bad_url", "no host", final_url=str(u))
+        if not u.raw_host or not valid_host(u.raw_host):  # raw_host: IDNA-encoded
+            return _Outcome("bad_url", f"bad host {u.host!r}", final_url=str(u))
         if not self.settings.allow_private_addresses:
             why = netsafety.check_host_literal(u.host)
             if why:

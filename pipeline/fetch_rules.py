@@ -41,6 +41,7 @@ OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai", "noindex", "noimageindex", 
 # Directives that carry a value after ':' and so must not be read as a user-agent scope.
 _VALUED_DIRECTIVES = frozenset({"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"})
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_HOST_RE = re.compile(r"^[A-Za-z0-9._-]{1,253}$|^\[?[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?\]?$")  # name (IDNA-encoded) or IP
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
 
@@ -58,6 +59,11 @@ def _version() -> str:
         return metadata.version("openwit")
     except metadata.PackageNotFoundError:
         return "0+unknown"
+
+
+def valid_host(host: str) -> bool:
+    """A host we may look up: letters, digits, '.', '-', '_' (yarl has IDNA-encoded it) or an IP literal."""
+    return bool(_HOST_RE.match(host))
 
 
 def valid_token(token: str) -> bool:

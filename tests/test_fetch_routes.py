@@ -118,18 +118,23 @@ def test_retry_after_is_capped(loopback_server):  # noqa: F811
     assert r.ok and r.attempts == 2 and wall < 1.5
 
 
-def test_connection_refused_and_unresolvable_names():
+def test_connection_refused_and_bad_urls():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nobody listens there
     t0 = time.monotonic()
-    results = fetch_all_sync([f"http://127.0.0.1:{port}/a.jpg", "http://no-such-host.invalid/a.jpg",
-                              "not a url", "http:///nohost.jpg", "ftp://example.com/a.jpg"],
+    results = fetch_all_sync([f"http://127.0.0.1:{port}/a.jpg", "not a url", "http:///nohost.jpg",
+                              "ftp://example.com/a.jpg", "http://exa mple.com/a.jpg"],
                              dataclasses.replace(FAST, retries=1))
-    assert [r.reason for r in results][2:] == ["bad_scheme", "bad_url", "bad_scheme"]
-    assert results[0].reason == "connection_error" and results[0].attempts == 2
-    assert results[1].reason in ("dns_error", "timeout")  # offline resolvers may only time out
-    assert time.monotonic() - t0 < 2 * FAST.timeout + 1
+    assert [r.reason for r in results] == ["connection_error", "bad_scheme", "bad_url", "bad_scheme", "bad_url"]
+    assert results[0].attempts == 2  # refused connections are retried
+    assert time.monotonic() - t0 < 3
+
+
+def test_unresolvable_name():
+    """No wall-time bound here: a blocked system resolver may hold asyncio.run's executor at exit."""
+    [r] = fetch_all_sync(["http://no-such-host.invalid/a.jpg"], dataclasses.replace(FAST, retries=0))
+    assert r.reason in ("dns_error", "timeout") and r.attempts == 1  # offline resolvers may only time out
 
 
 def test_misbehaving_batch_never_hangs(loopback_server):  # noqa: F811

@@ -106,6 +106,13 @@ def test_check_address(ip, why):
         assert check_address(ipaddress.ip_address(ip)) == why
 
 
+def test_valid_host():
+    from openwit.pipeline.fetch_rules import valid_host
+    assert all(valid_host(h) for h in ["example.com", "xn--bcher-kva.de", "a_b.example", "127.0.0.1", "::1",
+                                       "fe80::1%eth0"])
+    assert not any(valid_host(h) for h in ["exa mple.com", "a/b", "", "x" * 300, "a\nb"])
+
+
 def test_check_host_literal():
     assert check_host_literal("[::1]") == "loopback"
     assert check_host_literal("127.0.0.1") == "loopback"
