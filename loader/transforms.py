@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 import random
+import warnings
 
 import numpy as np
 import torch
@@ -23,6 +24,8 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 TRAIN_SCALE = (0.9, 1.0)
 TRAIN_RATIO = (3 / 4, 4 / 3)
 
+# Pillow's arrays are read-only; they are only ever read here (copied into the batch tensor).
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
 Image.MAX_IMAGE_PIXELS = 178_956_970  # Pillow's default bomb limit, stated: larger images raise
 
 
@@ -31,7 +34,7 @@ def open_image(data: bytes, size: int, draft: bool = True) -> Image.Image:
     img = Image.open(io.BytesIO(data))
     if draft and img.format == "JPEG":
         img.draft("RGB", (size, size))
-    return img.convert("RGB")
+    return img if img.mode == "RGB" else img.convert("RGB")
 
 
 def random_resized_crop_box(width: int, height: int, rng: random.Random,
@@ -78,12 +81,21 @@ def eval_transform(img: Image.Image, size: int) -> np.ndarray:
     return np.asarray(img.crop((left, top, left + size, top + size)))
 
 
+_SCALE = (1.0 / (255.0 * torch.tensor(CLIP_STD, dtype=torch.float32))).view(1, 3, 1, 1)
+_BIAS = (-torch.tensor(CLIP_MEAN, dtype=torch.float32) / torch.tensor(CLIP_STD, dtype=torch.float32)).view(1, 3, 1, 1)
+
+
 def normalize_batch(arrays: list[np.ndarray]) -> torch.Tensor:
-    """uint8 HWC arrays → float32 `[B, 3, H, W]`, scaled to [0, 1] and CLIP-normalised."""
-    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(CLIP_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD, dtype=torch.float32).view(1, 3, 1, 1)
-    return x.sub_(mean).div_(std).contiguous()
+    """uint8 HWC arrays → float32 `[B, 3, H, W]` = (x / 255 − mean) / std, as one multiply-add.
+
+    Each image is converted straight into its slot (no stacked uint8 copy, no strided float pass):
+    this is several times faster than ToTensor + Normalize per batch.
+    """
+    h, w, _ = arrays[0].shape
+    out = torch.empty((len(arrays), 3, h, w), dtype=torch.float32)
+    for i, a in enumerate(arrays):
+        out[i].copy_(torch.from_numpy(a).permute(2, 0, 1))
+    return out.mul_(_SCALE).add_(_BIAS)
 
 
 def clip_eval_preprocess(image: Image.Image | bytes, size: int = 224) -> torch.Tensor:
