@@ -42,7 +42,9 @@ import json
 import os
 import socket
 import struct
+import ssl
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -88,6 +90,34 @@ def gzip_bomb(megabytes: int = 50) -> bytes:
         parts = [z.compress(b"\xff\xd8\xff\xe0")] + [z.compress(bytes(1 << 20)) for _ in range(megabytes)]
         return b"".join(parts) + z.flush()
     return _cached(f"gzip-bomb/{megabytes}", make)
+
+
+def self_signed_cert() -> tuple[str, str]:
+    """(certfile, keyfile) of a self-signed certificate for 127.0.0.1 (needs `cryptography`)."""
+    def make() -> bytes:
+        import datetime
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "127.0.0.1")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                               critical=False)
+                .sign(key, hashes.SHA256()))
+        return cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = _cached("tls/pem", make)
+    path = os.path.join(tempfile.gettempdir(), f"openwit-loopback-{os.getpid()}.pem")
+    if not os.path.exists(path):
+        with open(path, "wb") as f:
+            f.write(pem)
+    return path, path
 
 
 def bomb_png(side: int = 30000) -> bytes:
@@ -180,8 +210,10 @@ class _Server(ThreadingHTTPServer):
 class LoopbackServer:
     """The misbehaving image server (see the module doc for routes). Starts on a free port."""
 
-    def __init__(self, images_dir: Path | str | None = None, host: str = "127.0.0.1"):
+    def __init__(self, images_dir: Path | str | None = None, host: str = "127.0.0.1", tls: bool = False):
+        """tls=True serves https with a self-signed certificate (clients that verify must refuse it)."""
         self.images_dir = Path(images_dir) if images_dir else IMAGES_DIR
+        self.scheme = "https" if tls else "http"
         self.robots_txt: str | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -190,6 +222,12 @@ class LoopbackServer:
         self._sockets: dict[int, socket.socket] = {}
         self._httpd = _Server((host, 0), _Handler)
         self._httpd.owner = self
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self_signed_cert())
+            # handshake in the handler thread, not in the accept loop
+            self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True,
+                                                 do_handshake_on_connect=False)
         self.host, self.port = self._httpd.server_address[:2]
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"loopback-{self.port}", daemon=True)
@@ -198,7 +236,7 @@ class LoopbackServer:
 
     # --- public helpers -------------------------------------------------------------------------
     def url(self, path: str = "/") -> str:
-        return f"http://{self.host}:{self.port}/{path.lstrip('/')}"
+        return f"{self.scheme}://{self.host}:{self.port}/{path.lstrip('/')}"
 
     def image_paths(self) -> list[str]:
         """Paths (/images/...) of every real image in the shared data (empty when absent)."""

@@ -2,6 +2,8 @@
 robots.txt, and the User-Agent the server sees."""
 import dataclasses
 
+import pytest
+
 from loopback_server import LoopbackProxy, loopback_server, loopback_server_factory  # noqa: F401  (fixtures)
 
 from openwit.pipeline.fetch import FetchSettings, fetch_all_sync, user_agent
@@ -87,3 +89,12 @@ def test_robots_txt_missing_means_allowed(loopback_server_factory):  # noqa: F81
     [r] = fetch_all_sync([srv.url("/gen/4x4.jpg")], dataclasses.replace(SAFE, allow_private_addresses=True,
                                                                          robots_txt=True))
     assert r.ok and srv.count("/robots.txt") == 1
+
+
+def test_tls_certificates_are_verified(loopback_server_factory):  # noqa: F811
+    pytest.importorskip("cryptography")
+    srv = loopback_server_factory(tls=True)  # self-signed
+    [r] = fetch_all_sync([srv.url("/gen/4x4.jpg")], dataclasses.replace(SAFE, allow_private_addresses=True,
+                                                                        retries=2))
+    assert r.reason == "tls_error" and r.attempts == 1, r.error  # a bad certificate is not retried
+    assert srv.requests == []  # no HTTP request was sent over the unverified connection
