@@ -21,17 +21,26 @@ from openwit.pipeline.stats_queries import query_stats
 BATCH_ROWS = 65_536
 
 
-def _shard_summary(stats_files: list[dict], uncommitted: list[int]) -> dict:
-    fingerprints = sorted({str(s.get("settings_fingerprint", s.get("fingerprint")))
-                           for s in stats_files if s.get("settings_fingerprint", s.get("fingerprint"))})
-    ids = [s["_shard"] for s in stats_files]
+def _settings_key(marker: dict) -> str | None:
+    """What identifies a shard's build settings: its `settings` dict, else its fingerprint."""
+    if isinstance(marker.get("settings"), dict):
+        return json.dumps(marker["settings"], sort_keys=True, default=str)
+    value = marker.get("settings_fingerprint", marker.get("fingerprint"))
+    return None if value is None else str(value)
+
+
+def _shard_summary(markers: list[dict], uncommitted: list[int]) -> dict:
+    ids = [m["_shard"] for m in markers]
+    variants = sorted({k for k in map(_settings_key, markers) if k is not None})
+    first_settings = next((m["settings"] for m in markers if isinstance(m.get("settings"), dict)), None)
     return {
-        "committed": len(stats_files), "uncommitted": uncommitted,
+        "committed": len(markers), "uncommitted": uncommitted,
         "first": min(ids), "last": max(ids),
         "missing_in_range": sorted(set(range(min(ids), max(ids) + 1)) - set(ids))[:100],
-        "settings_fingerprints": fingerprints,
-        "count_from_markers": sum(int(s.get("count", 0) or 0) for s in stats_files),
-        "successes_from_markers": sum(int(s.get("successes", 0) or 0) for s in stats_files),
+        "settings_variants": len(variants),
+        "settings": json.loads(json.dumps(first_settings, default=str)) if first_settings else None,
+        "count_from_markers": sum(int(m.get("count", 0) or 0) for m in markers),
+        "successes_from_markers": sum(int(m.get("successes", 0) or 0) for m in markers),
     }
 
 

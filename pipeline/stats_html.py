@@ -52,11 +52,15 @@ def _overview(s: dict) -> str:
     notes = []
     if sh["uncommitted"]:
         notes.append(f"{len(sh['uncommitted'])} shard(s) without a _stats.json marker were skipped.")
-    if len(sh["settings_fingerprints"]) > 1:
-        notes.append(f"{len(sh['settings_fingerprints'])} different settings fingerprints across shards.")
+    if sh["settings_variants"] > 1:
+        notes.append(f"shards were built with {sh['settings_variants']} different settings.")
     if sh["count_from_markers"] != sm["attempted"]:
         notes.append(f"markers count {sh['count_from_markers']:,} samples, Parquet files hold {sm['attempted']:,}.")
-    return html + "".join(f'<p class="warn">{escape(n)}</p>' for n in notes)
+    html += "".join(f'<p class="warn">{escape(n)}</p>' for n in notes)
+    if sh.get("settings"):
+        rows = [[k, v if isinstance(v, (int, float)) else str(v)] for k, v in sorted(sh["settings"].items())]
+        html += "<h3>Build settings (first shard)</h3>" + _table(["setting", "value"], rows)
+    return html
 
 
 def _statuses(s: dict, plots: list[str]) -> str:

@@ -61,7 +61,9 @@ def built(tmp_path_factory):
         if shard == 3:
             continue  # no marker: an unfinished shard, must be ignored
         marker = {"shard": shard, "count": n, "successes": sum(r["status"] == "success" for r in rows),
-                  "settings_fingerprint": "abc"}
+                  "fingerprint": f"per-shard-{shard}"}
+        if shard != 1:  # shard 1 is an older marker: fingerprint only
+            marker["settings"] = {"image_size": 256, "resize_mode": "border"}
         marker.update(dict(zip(("start_time", "end_time"), TIMES.get(shard, ()))))
         (out / f"{shard:05d}_stats.json").write_text(json.dumps(marker))
         shards[shard] = (rows, marker)
@@ -86,6 +88,8 @@ def test_numbers_match_independent_computation(built):
     rows = [r for rs, _ in shards.values() for r in rs]
     ok = [r for r in rows if r["status"] == "success"]
     assert stats["shards"]["committed"] == 3 and stats["shards"]["uncommitted"] == [3]
+    assert stats["shards"]["settings_variants"] == 2  # one settings dict + one bare fingerprint
+    assert stats["shards"]["settings"] == {"image_size": 256, "resize_mode": "border"}
     assert stats["samples"] == {"attempted": len(rows), "successes": len(ok),
                                 "success_rate": round(len(ok) / len(rows), 6)}
     assert stats["status_counts"] == dict(Counter(r["status"] for r in rows))
@@ -149,6 +153,7 @@ def test_report_files_deterministic_and_linked(built):
     for name in pngs:
         assert f'<img src="{name}"' in html
     assert "<script" not in html and "entries with 0 matches" in html
+    assert "2 different settings" in html and "<td>resize_mode</td><td>border</td>" in html
     stats = json.loads(first["stats.json"])
     assert f">{stats['queries']['balance']['entries_head']:,}<" in html
     assert json.dumps(stats, sort_keys=True, indent=1, ensure_ascii=False) + "\n" == first["stats.json"].decode()
