@@ -26,7 +26,7 @@ _ORIENTATION_OPS = {
     8: Image.Transpose.ROTATE_90,
 }
 _WHITE = (255, 255, 255)
-_BORDER = (0, 0, 0)
+_BORDER = (255, 255, 255)  # img2dataset 1.47 pads with white (checked on its output)
 _MAX_EXIF_VALUE_CHARS = 512
 
 
@@ -79,7 +79,7 @@ def center_crop(im: Image.Image, size: int) -> Image.Image:
 
 
 def pad_square(im: Image.Image, size: int) -> Image.Image:
-    """Paste centered on a size×size black canvas (img2dataset's `border` mode)."""
+    """Paste centered on a size×size white canvas (img2dataset's `border` mode)."""
     w, h = im.size
     if (w, h) == (size, size):
         return im

@@ -64,14 +64,14 @@ def test_resize_modes_match_spec(real_images, mode, size, only_if_bigger):
         assert r.sha256 == hashlib.sha256(raw).hexdigest() and r.ext == "jpg"
 
 
-def test_border_pads_black_and_center_crop_keeps_middle(real_images):
+def test_border_pads_white_and_center_crop_keeps_middle(real_images):
     raw = real_images["123_456.jpg"]  # 123 wide, 456 high
     r = process_image(raw, ImageSettings(image_size=256, resize_mode="border", output_format="png"))
     arr = np.asarray(_decode(r.data))
     inner_w = round(123 * 256 / 456)
     left = (256 - inner_w) // 2
-    assert arr[:, : left - 1].max() == 0 and arr[:, 256 - left + 1 :].max() == 0
-    assert arr[:, left + 2 : left + inner_w - 2].mean() > 20
+    assert arr[:, : left - 1].min() == 255 and arr[:, 256 - left + 1 :].min() == 255
+    assert arr[:, left + 2 : left + inner_w - 2].mean() < 235
     # center_crop of the keep_ratio result equals its middle square
     full = _decode(process_image(raw, ImageSettings(256, "keep_ratio", output_format="png")).data)
     crop = _decode(process_image(raw, ImageSettings(256, "center_crop", output_format="png")).data)
