@@ -193,7 +193,7 @@ def candidates_transform(p, files: list[str], queries_path: str, out: str, *, ur
               | "Dedup" >> beam.CombinePerKey(FirstOccurrence())
               | "Unique" >> beam.Map(_unique))
     matched = (unique
-               | "Batch" >> beam.BatchElements(min_batch_size=256, max_batch_size=16384)
+               | "Batch" >> beam.BatchElements(min_batch_size=1000, max_batch_size=20000)
                | "Match" >> beam.ParDo(MatchFn(queries_path, Shared())))
     counts = (matched
               | "MatchedIds" >> beam.FlatMap(_query_ids)

@@ -14,7 +14,6 @@ one NumPy step per query length. Only a list slice per text is left in Python.
 """
 from __future__ import annotations
 
-from itertools import repeat
 from typing import Sequence
 
 import numpy as np
@@ -50,7 +49,10 @@ class Matcher:
                     next_node += 1
                 node = child
             terminal[node] = qid
-        self._vocab = vocab
+        self._vocab_array = pa.array(list(vocab), type=pa.large_string())  # token id = position
+        used = set().union(*vocab) if vocab else set()
+        sep = next(chr(c) for c in range(0x1F, 0x110000) if chr(c) not in used and chr(c) != " ")
+        self._sep_scalar, self._space = pa.scalar(sep, pa.large_string()), pa.scalar(" ", pa.large_string())
         self._n_vocab = max(n_vocab, 1)
         self._node_qid = np.full(next_node, -1, dtype=np.int64)
         self._node_qid[list(terminal)] = list(terminal.values())
@@ -60,6 +62,17 @@ class Matcher:
         order = np.argsort(keys)
         self._edge_keys, self._edge_child = keys[order], children[order]
         self._has_child[[p for p, _ in edges]] = True
+
+    def _token_ids(self, tokens: pa.Array) -> np.ndarray:
+        """Vocabulary id of every token (-1 if no query has it). The batch's distinct tokens are
+        found by hashing the batch; the vocabulary is then probed against that small set (Arrow
+        hashes its value set on every call, so hashing the big vocabulary each batch would cost more)."""
+        coded = tokens.dictionary_encode()
+        where = pc.index_in(self._vocab_array, value_set=coded.dictionary)
+        valid = where.is_valid().to_numpy(zero_copy_only=False)
+        ids = np.full(len(coded.dictionary), -1, dtype=np.int64)
+        ids[where.to_numpy(zero_copy_only=False)[valid].astype(np.int64)] = np.flatnonzero(valid)
+        return ids[coded.indices.to_numpy()]
 
     def match(self, text: str) -> list[int]:
         """Sorted unique ids of the queries matching one text."""
@@ -71,21 +84,21 @@ class Matcher:
         if n == 0:
             return []
         arr = pa.array(texts, type=pa.large_string())
+        data = arr.buffers()[2]
+        present = bytes(data) if data is not None else b""
         for p in _PUNCTS_TO_WRAP:
-            arr = pc.replace_substring(arr, p, f" {p} ")
+            if p.encode() in present:  # a memchr over the batch is cheaper than a no-op pass
+                arr = pc.replace_substring(arr, p, f" {p} ")
         for c in _CHARS_TO_SPACE:
-            arr = pc.replace_substring(arr, c, " ")
-        # spaced(t) = " " + arr[i] + " ": its interior parts are exactly arr[i].split(" ").
-        parts = pc.split_pattern(arr, " ")
+            if c.encode() in present:
+                arr = pc.replace_substring(arr, c, " ")
+        # spaced(t) = " " + arr[i] + " ": its interior parts are exactly arr[i].split(" "). A final
+        # separator token (in no query) ends every text, so no walk can run into the next text.
+        parts = pc.split_pattern(pc.binary_join_element_wise(arr, self._sep_scalar, self._space), " ")
         bounds = parts.offsets.to_numpy()
-        # Look up each distinct token of the batch once (Zipf: far fewer than all tokens).
-        coded = parts.flatten().dictionary_encode()
-        distinct = coded.dictionary.to_pylist()
-        ids = np.fromiter(map(self._vocab.get, distinct, repeat(-1)), dtype=np.int64, count=len(distinct))
-        tok = ids[coded.indices.to_numpy()]
+        tok = self._token_ids(parts.flatten())
         lengths = np.diff(bounds)
         text_of = np.repeat(np.arange(n), lengths)
-        stop = np.repeat(bounds[1:], lengths)  # first position after each token's text
         hit_text, hit_qid = [], []
         start = np.flatnonzero(tok >= 0)
         node = tok[start]
@@ -96,7 +109,7 @@ class Matcher:
             if found.any():
                 hit_text.append(text_of[start[found]])
                 hit_qid.append(qid[found])
-            go = self._has_child[node] & (end + 1 < stop[start])
+            go = self._has_child[node]
             start, node, end = start[go], node[go], end[go] + 1
             nxt = tok[end]
             ok = nxt >= 0
