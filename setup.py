@@ -61,6 +61,7 @@ setup(
         "fastwarc",
         "selectolax",
         "xxhash",
+        "charset-normalizer",
     ],
     extras_require={"dev": ["pytest", "pytest-timeout"]},
     entry_points={
