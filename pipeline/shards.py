@@ -20,6 +20,7 @@ from typing import Iterable
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import TestOptions
 
 from openwit.common.beamrun import is_local, pipeline_options
@@ -155,7 +156,9 @@ def summarize(out: str) -> dict:
 def finish_shards(out: str, beam_args: list[str], report: bool = True) -> dict:
     """Log the summary and, on local runs, write OUT/report/ with openwit's stats report."""
     totals = summarize(out) if is_local(pipeline_options(beam_args)) else {}
-    if totals and report:
+    if totals and not totals["shards"]:
+        log.warning("shards: no candidates, no shards written to %s", out)
+    elif totals and report:
         log.info("shards: %s", ", ".join(f"{k}={v}" for k, v in totals.items()))
         try:
             from openwit.pipeline.stats import write_report
@@ -178,13 +181,24 @@ def run_shards(candidate_rows_or_glob: str | Iterable[dict], out: str, args: arg
     if isinstance(candidate_rows_or_glob, str) and not options.view_as(TestOptions).dry_run:
         if not FileSystems.match([candidate_rows_or_glob])[0].metadata_list:
             raise UserError(f"no candidate files match {candidate_rows_or_glob}")
-    with beam.Pipeline(options=options) as p:
-        if isinstance(candidate_rows_or_glob, str):
-            cands = p | "ReadCandidates" >> beam.io.ReadFromParquet(candidate_rows_or_glob)
-        else:
-            cands = p | "Candidates" >> beam.Create(list(candidate_rows_or_glob), reshuffle=False)
-        _shard_transform(cands, cfg)
-    return finish_shards(out, beam_args, report=getattr(args, "report", True))
+    p = beam.Pipeline(options=options)
+    if isinstance(candidate_rows_or_glob, str):
+        cands = p | "ReadCandidates" >> beam.io.ReadFromParquet(candidate_rows_or_glob)
+    else:
+        cands = p | "Candidates" >> beam.Create(list(candidate_rows_or_glob), reshuffle=False)
+    _shard_transform(cands, cfg)
+    result = p.run()
+    result.wait_until_finish()
+    totals = finish_shards(out, beam_args, report=getattr(args, "report", True))
+    if totals:
+        totals["counters"] = counters(result)
+    return totals
+
+
+def counters(result) -> dict[str, int]:
+    """This run's shard counters (`success`, `reason_timeout`, `shards_skipped`, ...) by name."""
+    found = result.metrics().query(MetricsFilter().with_namespace(NS))["counters"]
+    return dict(sorted((c.key.metric.name, int(c.committed or c.attempted or 0)) for c in found))
 
 
 @cli_main

@@ -150,3 +150,20 @@ def test_private_redirect_refused_through_proxy(server, tmp_path):
     assert rows[urls[0]]["status"] == "success"
     assert rows[urls[1]]["status"] == "failed_to_download"
     assert rows[urls[1]]["error_message"].startswith("private_address")
+
+
+def test_counters_per_status_and_reason(server, tmp_path):
+    """run_shards (library entry) on in-memory rows: Beam counters per status and per reason."""
+    import argparse
+
+    from openwit.pipeline.shards import run_shards
+
+    urls = [server.url("/images/skimage/moon.png"), server.url("/status/404"), server.url("/html-as-jpeg")]
+    rows = [{"url": u, "caption": "c", "uid": blake_hex(u), "query_ids": [1]} for u in urls]
+    args = argparse.Namespace(image_size=32, allow_private_addresses=True, retries=0, report=False)
+    totals = run_shards(rows, str(tmp_path / "out"), args, [])
+    assert totals["successes"] == 1 and totals["failed_to_download"] == 2
+    assert totals["counters"] == {"success": 1, "failed_to_download": 2, "reason_http_404": 1,
+                                  "reason_not_an_image": 1, "shards_written": 1}
+    again = run_shards(rows, str(tmp_path / "out"), args, [])
+    assert again["counters"] == {"shards_skipped": 1}
