@@ -24,7 +24,7 @@ from openwit.pipeline.extract_warc import BadInput
 from openwit.pipeline.match import Matcher
 
 NS = "openwit.candidates"
-ROWS_PER_FILE = 1_000_000
+ROWS_PER_FILE = 200_000  # one file is sorted in one worker's memory
 log = logging.getLogger(__name__)
 
 
@@ -170,7 +170,7 @@ def write_outputs(p, kept, matched_counts, out: str, queries_path: str, rows_per
                | "CountKept" >> beam.combiners.Count.Globally()
                | "NFiles" >> beam.Map(lambda n: max(1, math.ceil(n / rows_per_file))))
     written = (kept
-               | "AssignFile" >> beam.Map(lambda r, n: _file_of(r, n), beam.pvalue.AsSingleton(n_files))
+               | "AssignFile" >> beam.Map(_file_of, beam.pvalue.AsSingleton(n_files))
                | "GroupFile" >> beam.GroupByKey()
                | "WriteFile" >> beam.Map(lambda kv, n: _write_group(kv, out, n), beam.pvalue.AsSingleton(n_files)))
     (p | "Finish" >> beam.Create([None])

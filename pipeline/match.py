@@ -14,6 +14,8 @@ one NumPy step per query length. Only a list slice per text is left in Python.
 """
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from typing import Sequence
 
 import numpy as np
@@ -28,7 +30,6 @@ class Matcher:
     """Trie over the queries' tokens; `match_many(texts)` gives each text's sorted unique query ids."""
 
     def __init__(self, queries: Sequence[str]):
-        self.num_queries = len(queries)
         vocab: dict[str, int] = {}
         edges: dict[tuple[int, int], int] = {}  # (parent node, token id) -> child node
         terminal: dict[int, int] = {}           # node -> query id
@@ -50,18 +51,16 @@ class Matcher:
                 node = child
             terminal[node] = qid
         self._vocab_array = pa.array(list(vocab), type=pa.large_string())  # token id = position
-        used = set().union(*vocab) if vocab else set()
-        sep = next(chr(c) for c in range(0x1F, 0x110000) if chr(c) not in used and chr(c) != " ")
-        self._sep_scalar, self._space = pa.scalar(sep, pa.large_string()), pa.scalar(" ", pa.large_string())
-        self._n_vocab = max(n_vocab, 1)
+        self._tok_bits = max(n_vocab, 1).bit_length()   # edge key = parent << tok_bits | token
+        self._qid_bits = max(len(queries), 1).bit_length()  # hit key = text << qid_bits | query
         self._node_qid = np.full(next_node, -1, dtype=np.int64)
         self._node_qid[list(terminal)] = list(terminal.values())
         self._has_child = np.zeros(next_node, dtype=bool)
-        keys = np.array([p * self._n_vocab + t for p, t in edges], dtype=np.int64)
-        children = np.array(list(edges.values()), dtype=np.int64)
-        order = np.argsort(keys)
-        self._edge_keys, self._edge_child = keys[order], children[order]
         self._has_child[[p for p, _ in edges]] = True
+        keys = np.array([(p << self._tok_bits) | t for p, t in edges] + [np.iinfo(np.int64).max], dtype=np.int64)
+        children = np.array(list(edges.values()) + [-1], dtype=np.int64)
+        order = np.argsort(keys)  # the max-key sentinel keeps searchsorted's answer in range
+        self._edge_keys, self._edge_child = keys[order], children[order]
 
     def _token_ids(self, tokens: pa.Array) -> np.ndarray:
         """Vocabulary id of every token (-1 if no query has it). The batch's distinct tokens are
@@ -92,13 +91,13 @@ class Matcher:
         for c in _CHARS_TO_SPACE:
             if c.encode() in present:
                 arr = pc.replace_substring(arr, c, " ")
-        # spaced(t) = " " + arr[i] + " ": its interior parts are exactly arr[i].split(" "). A final
-        # separator token (in no query) ends every text, so no walk can run into the next text.
-        parts = pc.split_pattern(pc.binary_join_element_wise(arr, self._sep_scalar, self._space), " ")
+        # spaced(t) = " " + arr[i] + " ": its interior parts are exactly arr[i].split(" ").
+        parts = pc.split_pattern(arr, " ")
         bounds = parts.offsets.to_numpy()
         tok = self._token_ids(parts.flatten())
-        lengths = np.diff(bounds)
-        text_of = np.repeat(np.arange(n), lengths)
+        text_of = np.repeat(np.arange(n), np.diff(bounds))
+        last = np.zeros(tok.size, dtype=bool)
+        last[bounds[1:] - 1] = True  # a text's last token: no walk may step into the next text
         hit_text, hit_qid = [], []
         start = np.flatnonzero(tok >= 0)
         node = tok[start]
@@ -109,22 +108,33 @@ class Matcher:
             if found.any():
                 hit_text.append(text_of[start[found]])
                 hit_qid.append(qid[found])
-            go = self._has_child[node]
+            go = self._has_child[node] & ~last[end]
             start, node, end = start[go], node[go], end[go] + 1
             nxt = tok[end]
             ok = nxt >= 0
             start, node, end, nxt = start[ok], node[ok], end[ok], nxt[ok]
-            if not self._edge_keys.size:
-                break
-            key = node * self._n_vocab + nxt
-            idx = np.minimum(np.searchsorted(self._edge_keys, key), self._edge_keys.size - 1)
+            key = (node << self._tok_bits) | nxt
+            idx = np.searchsorted(self._edge_keys, key)
             ok = self._edge_keys[idx] == key
             start, node, end = start[ok], self._edge_child[idx[ok]], end[ok]
         if not hit_text:
             return [[] for _ in range(n)]
-        keys = np.sort(np.concatenate(hit_text) * self.num_queries + np.concatenate(hit_qid))
+        # Each walk step's hits are already in text order: a stable (merge) sort is much faster here.
+        keys = np.sort((np.concatenate(hit_text) << self._qid_bits) | np.concatenate(hit_qid), kind="stable")
         keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # sorted unique, no hashing
-        text_ids, qids = np.divmod(keys, self.num_queries)
+        text_ids, qids = keys >> self._qid_bits, keys & ((1 << self._qid_bits) - 1)
         offsets = np.searchsorted(text_ids, np.arange(n + 1)).tolist()
-        values = qids.tolist()
-        return [values[a:b] for a, b in zip(offsets, offsets[1:])]
+        with _gc_paused():  # many small acyclic lists: cyclic GC passes would only add cost
+            values = qids.tolist()
+            return [values[a:b] for a, b in zip(offsets, offsets[1:])]
+
+
+@contextmanager
+def _gc_paused():
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
