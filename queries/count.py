@@ -1,12 +1,16 @@
 """Beam DoFns that read dump tasks and pageview lines into partial counts (thin shell over pure code).
 
-Counting a whole Wikipedia (billions of tokens) must not ship one (word, 1) element per token:
-`CountPagesFn` keeps per-bundle Counters and emits `(key, partial_count)` pairs when they grow
-past `flush_at` keys and at the end of each bundle; `CombinePerKey(sum)` then finishes the job.
+Counting a whole Wikipedia (billions of tokens) must not ship one (word, 1) element per token,
+nor one element per distinct word (Python Beam pays microseconds per element): `CountPagesFn`
+keeps per-bundle Counters and, when they grow past `flush_at` keys and at the end of each bundle,
+emits them split into `N_BUCKETS` hash buckets, `(bucket, {key: partial_count})`. `MergeCounts`
+(CombinePerKey, lifted before the shuffle) adds them up per bucket, so no element holds more than
+about 1/N_BUCKETS of the distinct keys, and `frequent` then emits only keys above a minimum count.
 """
 from __future__ import annotations
 
-from collections import Counter
+import zlib
+from collections import Counter, defaultdict
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -19,10 +23,31 @@ from openwit.queries.dump import Task, read_task
 
 UNIGRAM, BIGRAM, TITLE, LINK, STATS = "unigram", "bigram", "title", "link", "stats"
 _NS = "openwit.queries"
+N_BUCKETS = 1024
+
+
+def bucket_of(key: str, n_buckets: int = N_BUCKETS) -> int:
+    """A stable bucket for a key (crc32, never Python's salted hash())."""
+    return zlib.crc32(key.encode("utf-8")) % n_buckets
+
+
+def by_bucket(counter: Counter, n_buckets: int = N_BUCKETS) -> list[tuple[int, dict]]:
+    """Split partial counts into `(bucket, {key: count})` pairs, buckets in order."""
+    buckets: dict[int, dict] = defaultdict(dict)
+    for key, n in counter.items():
+        buckets[bucket_of(key, n_buckets)][key] = n
+    return sorted(buckets.items())
+
+
+def frequent(bucket_counts: tuple[int, dict], minimum: int):
+    """`(key, count)` for the keys of one merged bucket seen at least `minimum` times."""
+    for key, n in bucket_counts[1].items():
+        if n >= minimum:
+            yield key, n
 
 
 class CountPagesFn(beam.DoFn):
-    """Task → tagged partial counts: unigram/bigram/link `(key, n)`, article `title`s, `stats` dicts."""
+    """Task → tagged partial counts: unigram/bigram/link `(bucket, {key: n})`, article `title`s, `stats`."""
 
     def __init__(self, want_words: bool, want_titles: bool, want_links: bool, flush_at: int = 200_000):
         self.want_words, self.want_titles, self.want_links = want_words, want_titles, want_links
@@ -40,7 +65,7 @@ class CountPagesFn(beam.DoFn):
 
     def _flush(self, windowed: bool):
         for tag, counter in self.counts.items():
-            for kv in counter.items():
+            for kv in by_bucket(counter):
                 value = WindowedValue(kv, GlobalWindow().max_timestamp(), [GlobalWindow()]) if windowed else kv
                 yield pvalue.TaggedOutput(tag, value)
             counter.clear()
@@ -82,6 +107,27 @@ class CountPagesFn(beam.DoFn):
         if self.stats:
             stats = WindowedValue(dict(self.stats), GlobalWindow().max_timestamp(), [GlobalWindow()])
             yield pvalue.TaggedOutput(STATS, stats)
+
+
+class MergeCounts(beam.CombineFn):
+    """Add up `{key: count}` dicts (one hash bucket's partial counts)."""
+
+    def create_accumulator(self):
+        return Counter()
+
+    def add_input(self, acc, counts):
+        acc.update(counts)
+        return acc
+
+    def merge_accumulators(self, accs):
+        accs = iter(accs)
+        out = next(accs)
+        for a in accs:
+            out.update(a)
+        return out
+
+    def extract_output(self, acc):
+        return dict(acc)
 
 
 class SumDicts(beam.CombineFn):

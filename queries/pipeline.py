@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 import apache_beam as beam
 
 from openwit.queries import output, union
-from openwit.queries.count import (BIGRAM, LINK, STATS, TITLE, UNIGRAM, CountPagesFn, ParsePageviewsFn,
-                                   SumDicts)
+from openwit.queries.count import (BIGRAM, LINK, STATS, TITLE, UNIGRAM, CountPagesFn, MergeCounts,
+                                   ParsePageviewsFn, SumDicts, frequent)
 from openwit.queries.pmi import pmi
 
 
@@ -87,7 +87,9 @@ def build(p: beam.Pipeline, cfg: Config) -> None:
                    .with_outputs(UNIGRAM, BIGRAM, TITLE, LINK, STATS))
         stats = counted[STATS] | "SumStats" >> beam.CombineGlobally(SumDicts())
         if want_words:
-            uni = counted[UNIGRAM] | "SumUnigrams" >> beam.CombinePerKey(sum)
+            low = min(cfg.min_unigram_count, cfg.min_bigram_count)
+            uni = (counted[UNIGRAM] | "MergeUnigrams" >> beam.CombinePerKey(MergeCounts())
+                   | "FrequentUnigrams" >> beam.FlatMap(frequent, low))
             if "unigram" in src:
                 min_uni = cfg.min_unigram_count
                 unigrams = _top(uni | "MinCount" >> beam.Filter(lambda kv: kv[1] >= min_uni), "Unigrams", cfg.size)
@@ -104,8 +106,8 @@ def build(p: beam.Pipeline, cfg: Config) -> None:
 
 def _bigrams(partial, uni, stats, cfg: Config):
     min_bi = cfg.min_bigram_count
-    bi = (partial | "SumBigrams" >> beam.CombinePerKey(sum)
-          | "MinBigramCount" >> beam.Filter(lambda kv: kv[1] >= min_bi)
+    bi = (partial | "MergeBigrams" >> beam.CombinePerKey(MergeCounts())
+          | "FrequentBigrams" >> beam.FlatMap(frequent, min_bi)
           | "ByW1" >> beam.Map(lambda kv: (kv[0].split(" ")[0], (kv[0], kv[1]))))
     # a word of a bigram seen n times occurs ≥ n times: only those unigrams can join
     words = uni | "JoinableWords" >> beam.Filter(lambda kv: kv[1] >= min_bi)
@@ -125,9 +127,10 @@ def _titles(p, counted, cfg: Config):
         scores = (p | "PageviewFiles" >> beam.Create(cfg.pageviews)
                   | "ReadPageviews" >> beam.io.ReadAllFromText()
                   | "ParsePageviews" >> beam.ParDo(ParsePageviewsFn()))
+        summed = scores | "SumViews" >> beam.CombinePerKey(sum)
     else:
-        scores = counted[LINK]
-    summed = scores | "SumTitleScores" >> beam.CombinePerKey(sum)
+        summed = (counted[LINK] | "MergeLinks" >> beam.CombinePerKey(MergeCounts())
+                  | "LinkedTitles" >> beam.FlatMap(frequent, 1))
     min_views = cfg.min_title_views
     if counted is None:  # pageviews only: every article-namespace title counts
         kept = summed | "MinViews" >> beam.Filter(lambda kv: kv[1] > 0 and (min_views is None or kv[1] >= min_views))

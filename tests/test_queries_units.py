@@ -142,3 +142,18 @@ def test_multistream_index_helpers(tmp_path):
     assert dump.read_index_offsets(str(idx)) == [600, 9000]
     assert dump.range_tasks("f", [600, 9000, 12000], 15000, 2) == [dump.Task("f", 600, 12000),
                                                                   dump.Task("f", 12000, 15000)]
+
+
+def test_bucketed_partial_counts_merge_to_totals():
+    from collections import Counter
+
+    from openwit.queries.count import MergeCounts, by_bucket, frequent
+    a, b = Counter({"the": 5, "cat": 1, "sat": 2}), Counter({"the": 3, "mat": 4})
+    parts = by_bucket(a, 4) + by_bucket(b, 4)
+    assert by_bucket(a, 4) == by_bucket(Counter(dict(reversed(list(a.items())))), 4)  # order-free, stable
+    merged = {}
+    fn = MergeCounts()
+    for bucket in sorted({k for k, _ in parts}):
+        acc = fn.merge_accumulators([fn.add_input(fn.create_accumulator(), d) for k, d in parts if k == bucket])
+        merged.update(dict(frequent((bucket, fn.extract_output(acc)), 2)))
+    assert merged == {"the": 8, "sat": 2, "mat": 4}
