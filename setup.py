@@ -55,6 +55,7 @@ setup(
         "pyahocorasick>=2.0",
         "tokenizers>=0.15",
         "ftfy>=6",
+        "regex",
         "fsspec",
         "tqdm",
         "matplotlib",

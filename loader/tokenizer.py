@@ -16,11 +16,11 @@ import gzip
 import html
 import json
 import os
-import re
 from typing import Iterable, Sequence
 
 import ftfy
 import numpy as np
+import regex
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers.trainers import BpeTrainer
 
@@ -29,11 +29,10 @@ from openwit.common.errors import UserError
 SOT, EOT = "<|startoftext|>", "<|endoftext|>"
 EOW = "</w>"
 CONTEXT_LENGTH = 77
+WORD_CACHE_SIZE = 1 << 20  # words; cleared when full (Zipf: the common words come right back)
 CLIP_VOCAB_SIZE = 49408
 # CLIP's pre-tokenization pattern (the special tokens are handled by the tokenizer as added tokens).
 PRETOKEN_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
-_NEEDS_FTFY = re.compile(r"[^\x20-\x25\x27-\x7e\t\n\r]")  # anything but printable ASCII without '&'
-_SPACES = re.compile(r"\s+")
 
 
 def bytes_to_unicode() -> list[str]:
@@ -52,10 +51,15 @@ def bytes_to_unicode() -> list[str]:
 
 
 def clean_caption(text: str) -> str:
-    """CLIP's text cleanup (ftfy + double html.unescape + whitespace collapse + lowercase)."""
-    if _NEEDS_FTFY.search(text):
+    """CLIP's text cleanup (ftfy + double html.unescape + whitespace collapse + lowercase).
+
+    ftfy runs only where it can change something: non-ASCII text, `&` (entities), or control and
+    whitespace characters; on printable ASCII it is the identity, and it costs ~50 µs a caption.
+    `str.split()` splits on exactly the characters `re`'s `\\s` matches.
+    """
+    if not (text.isascii() and text.isprintable() and "&" not in text):
         text = html.unescape(html.unescape(ftfy.fix_text(text)))
-    return _SPACES.sub(" ", text).strip().lower()
+    return " ".join(text.split()).lower()
 
 
 def _build(tokens: Sequence[str], merges: Sequence[tuple[str, str]], context_length: int) -> Tokenizer:
@@ -95,6 +99,8 @@ class CaptionTokenizer:
         if self.sot_id is None or self.eot_id is None:
             raise UserError(f"tokenizer lacks {SOT} / {EOT}: not an openwit/CLIP tokenizer")
         self._fast = _fast_copy(tokenizer)
+        self._pattern = regex.compile(PRETOKEN_PATTERN)
+        self._words: dict[str, list[int]] = {}
 
     @property
     def vocab_size(self) -> int:
@@ -157,32 +163,45 @@ class CaptionTokenizer:
         ids = self([text])[0].tolist()
         return ids[: ids.index(self.eot_id) + 1]
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_words": {}}  # DataLoader workers start with an empty word cache
+
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """`[len(texts), context_length]` int64 array of ids.
 
-        The hot path skips the Rust normalizer, post-processor, truncation and padding (each costs
-        as much as the BPE itself per caption) and assembles start/end/padding in NumPy instead.
+        Hot path (~2× the Rust pipeline's speed per core): pre-tokenize with CLIP's regex (the same
+        `regex` module CLIP uses), look words up in a word → ids cache, and send only unseen words
+        to the Rust BPE, in one batch. Start/end tokens and padding are set in NumPy.
         """
-        encodings = self._fast.encode_batch_fast([clean_caption(t) for t in texts], add_special_tokens=False)
+        words = [self._pattern.findall(clean_caption(t)) for t in texts]
+        cache = self._words
+        misses = list({w for ws in words for w in ws if w not in cache})
+        if misses:
+            if len(cache) + len(misses) > WORD_CACHE_SIZE:
+                cache.clear()
+            for w, enc in zip(misses, self._fast.encode_batch_fast(misses, add_special_tokens=False)):
+                cache[w] = enc.ids
         out = np.zeros((len(texts), self.context_length), dtype=np.int64)
         out[:, 0] = self.sot_id
         keep = self.context_length - 2
-        for i, enc in enumerate(encodings):
-            ids = enc.ids[:keep]
+        for i, ws in enumerate(words):
+            ids: list[int] = []
+            for w in ws:
+                ids += cache[w]
+            ids = ids[:keep]
             out[i, 1: len(ids) + 1] = ids
             out[i, len(ids) + 1] = self.eot_id
         return out
 
 
 def _fast_copy(tok: Tokenizer) -> Tokenizer:
-    """A copy of `tok` for batch encoding: bare pre-tokenizer + BPE with a large word cache."""
+    """A copy of `tok` for already pre-tokenized words: bytes→unicode mapping + BPE only."""
     spec = json.loads(tok.to_str())
     model = spec["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    fast = Tokenizer(models.BPE(vocab=model["vocab"], merges=merges, end_of_word_suffix=EOW,
-                                unk_token=None, cache_capacity=1 << 20))
-    fast.pre_tokenizer = tok.pre_tokenizer  # no added tokens: a literal "<|endoftext|>" is text, as in CLIP
-    return fast
+    fast = Tokenizer(models.BPE(vocab=model["vocab"], merges=merges, end_of_word_suffix=EOW, unk_token=None))
+    fast.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    return fast  # no added tokens: a literal "<|endoftext|>" in a caption is text, as in CLIP
 
 
 def default_tokenizer_path(first_shard_url: str | None = None) -> str | None:
