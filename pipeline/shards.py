@@ -38,11 +38,13 @@ class _Progress:
 
     def __init__(self, every: float = 10.0):
         self.every, self.lock = every, threading.Lock()
-        self.start = self.last = time.monotonic()
+        self.start = self.last = 0.0
         self.done = self.ok = 0
 
     def update(self, sample: dict) -> None:
         with self.lock:
+            if not self.done:
+                self.start = self.last = time.monotonic()
             self.done += 1
             self.ok += sample["status"] == "success"
             now = time.monotonic()
