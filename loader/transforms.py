@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import math
 import random
-import warnings
 
 import numpy as np
 import torch
@@ -24,8 +23,6 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 TRAIN_SCALE = (0.9, 1.0)
 TRAIN_RATIO = (3 / 4, 4 / 3)
 
-# Pillow's arrays are read-only; they are only ever read here (copied into the batch tensor).
-warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
 Image.MAX_IMAGE_PIXELS = 178_956_970  # Pillow's default bomb limit, stated: larger images raise
 
 
@@ -64,7 +61,7 @@ def random_resized_crop_box(width: int, height: int, rng: random.Random,
 def train_transform(img: Image.Image, size: int, rng: random.Random) -> np.ndarray:
     """Random resized crop → `size`×`size` uint8 HWC array."""
     box = random_resized_crop_box(img.width, img.height, rng)
-    return np.asarray(img.resize((size, size), Image.BICUBIC, box=box))
+    return np.array(img.resize((size, size), Image.BICUBIC, box=box))  # writable: torch needs that
 
 
 def eval_transform(img: Image.Image, size: int) -> np.ndarray:
@@ -78,7 +75,7 @@ def eval_transform(img: Image.Image, size: int) -> np.ndarray:
         img = img.resize((new_w, new_h), Image.BICUBIC)
     left = int(round((new_w - size) / 2.0))
     top = int(round((new_h - size) / 2.0))
-    return np.asarray(img.crop((left, top, left + size, top + size)))
+    return np.array(img.crop((left, top, left + size, top + size)))
 
 
 _SCALE = (1.0 / (255.0 * torch.tensor(CLIP_STD, dtype=torch.float32))).view(1, 3, 1, 1)
