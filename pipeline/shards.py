@@ -127,6 +127,13 @@ def check_existing(cfg: ShardConfig, options) -> None:
             check_committed(stats, cfg, settings_fingerprint(cfg.settings, ""), stats.get("shard", 0))
 
 
+def _show_progress(cfg: ShardConfig) -> None:
+    """Local runs: let the progress and per-shard lines through even when the CLI quiets INFO logs."""
+    if cfg.progress:
+        for name in (log.name, "openwit.pipeline.shard_fetch"):
+            logging.getLogger(name).setLevel(logging.INFO)
+
+
 def add_shard_stage(candidates: beam.PCollection, args: argparse.Namespace, beam_args: list[str]) -> None:
     """Add the shard stage to a pipeline that produces candidate dicts (openwit-build --stage all).
 
@@ -135,6 +142,7 @@ def add_shard_stage(candidates: beam.PCollection, args: argparse.Namespace, beam
     options = pipeline_options(beam_args)
     cfg = shard_config(args, local=is_local(options))
     check_existing(cfg, options)
+    _show_progress(cfg)
     _shard_transform(candidates, cfg)
 
 
@@ -180,6 +188,7 @@ def run_shards(candidate_rows_or_glob: str | Iterable[dict], out: str, args: arg
     options = pipeline_options(beam_args)
     cfg = shard_config(args, local=is_local(options))
     check_existing(cfg, options)
+    _show_progress(cfg)
     if isinstance(candidate_rows_or_glob, str) and not options.view_as(TestOptions).dry_run:
         if not FileSystems.match([candidate_rows_or_glob])[0].metadata_list:
             raise UserError(f"no candidate files match {candidate_rows_or_glob}")
@@ -213,7 +222,6 @@ def main(argv: list[str] | None = None) -> int:
     add_shard_flags(parser)
     args, beam_args = parser.parse_known_args(argv)
     setup_logging(args.verbose)
-    logging.getLogger("openwit").setLevel(logging.INFO)
     run_shards(args.candidates, args.out, args, beam_args)
     return 0
 
