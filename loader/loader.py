@@ -71,7 +71,8 @@ class WdsLoader:
 
     def state_dict(self) -> dict:
         """Position to resume from: epoch, batches consumed in it, and what they depend on."""
-        return {"epoch": self.epoch, "batches": self.batches, "seed": self.dataset.seed,
+        return {"epoch": self.epoch, "batches": self.batches,
+                "samples": self.batches * self.dataset.batch_size, "seed": self.dataset.seed,
                 "shard_order": self.dataset.epoch_order() if not self.dataset.resampled else None,
                 "fingerprint": self._fingerprint()}
 

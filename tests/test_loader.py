@@ -6,6 +6,7 @@ import tarfile
 import threading
 from pathlib import Path
 
+import fsspec
 import pytest
 import torch
 
@@ -90,6 +91,11 @@ def test_url_forms_all_read_the_same(shards, tok, lookup, http_root):
         assert loader.num_samples == 57 and not {k for k in loader.faults if k != "padded"}, urls
         expected = expected or got
         assert got == expected, urls  # same shards, same seed → same order, whatever the transport
+    mem = fsspec.filesystem("memory")  # the fsspec branch that gs:// and s3:// take
+    for f in sorted(shards.iterdir()):
+        mem.pipe(f"/bucket/{f.name}", f.read_bytes())
+    via_fsspec = make_loader("memory://bucket/{00000..00002}.tar", 8, tokenizer=tok, train=False, **KW)
+    assert via_fsspec.num_samples == 57 and captions_of(via_fsspec, lookup) == expected
     piped = make_loader([f"pipe:cat {s}/0000{i}.tar" for i in range(3)], 8, tokenizer=tok, train=False, **KW)
     assert piped.num_samples == 57  # no sidecar for pipe: → counted by reading
     assert sorted(captions_of(piped, lookup)) == sorted(expected)
