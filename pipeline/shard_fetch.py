@@ -101,7 +101,7 @@ class ShardBuilder:
         cand_hash = candidates_hash(c["uid"] for _, c in keyed)
         fingerprint = settings_fingerprint(cfg.settings, cand_hash)
         old = sw.read_stats(cfg.out, shard)
-        start = time.monotonic()
+        start, start_wall = time.monotonic(), time.time()
         if old is not None:
             check_committed(old, cfg, fingerprint, shard)
             if not cfg.retry_failed or not old.get("failed_to_download"):
@@ -118,6 +118,7 @@ class ShardBuilder:
         if cfg.dedup_sha256:
             samples = dedup_by_sha256(samples)
         stats = sw.shard_stats(shard, samples, fingerprint, cfg.settings, cand_hash)
+        sw.write_timing(cfg.out, shard, start_wall, time.time(), action)
         sw.write_shard(cfg.out, shard, samples, stats)
         secs = time.monotonic() - start
         log.info("shard %05d %s: %d/%d ok, %.1f s, %.0f samples/s", shard, action, stats["successes"],

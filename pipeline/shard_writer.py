@@ -85,6 +85,18 @@ def write_shard(out: str, shard: int, samples: list[dict], stats: dict) -> None:
     atomic_write_text(marker, json.dumps(stats, indent=1, sort_keys=True, default=str) + "\n")
 
 
+def timing_path(out: str, shard: int) -> str:
+    """Wall-clock times live outside the shard files, so reruns stay byte-identical."""
+    return f"{out.rstrip('/')}/timing/{shard:05d}.json"
+
+
+def write_timing(out: str, shard: int, start_time: float, end_time: float, action: str) -> None:
+    """When the shard was fetched (unix seconds), for the report's throughput curve."""
+    atomic_write_text(timing_path(out, shard), json.dumps(
+        {"action": action, "end_time": round(end_time, 3), "shard": shard,
+         "start_time": round(start_time, 3)}, sort_keys=True) + "\n")
+
+
 def read_stats(out: str, shard: int) -> dict | None:
     """The committed shard's stats, or None when the shard is not committed."""
     path = shard_path(out, shard, "_stats.json")

@@ -52,7 +52,8 @@ def compute_stats(out_dir: str) -> dict:
     rows, markers = ShardRows(), []
     for shard in shards:
         marker = stats_io.read_json(shard.stats) or {}
-        markers.append({**marker, "_shard": shard.shard})
+        timing = stats_io.read_json(stats_io.join(out_dir, f"timing/{shard.shard:05d}.json")) or {}
+        markers.append({**marker, **timing, "_shard": shard.shard})
         with stats_io.open_read(shard.parquet) as f:
             pf = pq.ParquetFile(f)
             cols = [c for c in COLUMNS if c in pf.schema_arrow.names]

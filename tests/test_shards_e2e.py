@@ -92,6 +92,11 @@ def test_every_url_gets_its_status_and_reason(built):
     # every URL ends by its deadline: (retries+1) x 3 s + backoff, shards built one after another
     assert secs < 45
     assert (out / "report" / "stats.json").exists()  # the run ends with openwit's stats report
+    # fetch times are kept beside the shards (not in them, so reruns stay byte-identical) for the report
+    timing = [json.loads(p.read_text()) for p in sorted((out / "timing").glob("*.json"))]
+    assert len(timing) == len(stats) and all(t["end_time"] >= t["start_time"] > 1.7e9 for t in timing)
+    report = json.loads((out / "report" / "stats.json").read_text())
+    assert "throughput" in json.dumps(report) and (out / "report" / "throughput.png").exists()
 
 
 def test_shards_are_full_readable_and_counted(built):
