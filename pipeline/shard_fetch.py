@@ -38,8 +38,9 @@ class ShardBuilder:
 
     def __init__(self, cfg: ShardConfig):
         from openwit.pipeline.fetch import Fetcher
-        from openwit.pipeline.images import process_image
+        from openwit.pipeline.images import process_image, raise_pillow_limit
 
+        raise_pillow_limit(cfg.image)  # before the threads start: Pillow's own bomb limit is process-wide
         self.cfg = cfg
         self._process_image = process_image
         self._loop = asyncio.new_event_loop()
