@@ -177,3 +177,18 @@ def test_default_tokenizer_json_beside_shards(shared_data, tmp_path, monkeypatch
     assert trained.vocab_size <= 600 and tokens.max().item() == trained.eot_id == trained.vocab_size - 1
     with tarfile.open(tmp_path / "00000.tar") as tar:
         assert sorted(tar.getnames()) == tar.getnames()  # contract: members sorted
+
+
+def test_reads_shards_from_openwit_shard_writer(shared_data, tok, tmp_path):
+    """The pipeline's own writer (tar + Parquet with a failure row + stats marker) → the loader."""
+    shard_writer = pytest.importorskip("openwit.pipeline.shard_writer")
+    pool = cifar_samples(shared_data, 12)
+    samples = [{"key": f"00000{i:04d}", "status": "success", "ext": "jpg", "data": img, "caption": cap,
+                "url": f"http://example.com/{i}.jpg", "query_ids": [i]} for i, (img, cap) in enumerate(pool)]
+    samples.append({"key": "000000012", "status": "failed_to_download", "caption": "lost", "query_ids": [],
+                    "url": "http://example.com/lost.jpg", "error_message": "http_404"})
+    shard_writer.write_shard(str(tmp_path), 0, samples, shard_writer.shard_stats(0, samples, "fp", {}, "h"))
+    loader = make_loader(str(tmp_path / "00000.tar"), 4, tokenizer=tok, **KW)
+    assert loader.num_samples == 12 and len(loader) == 3
+    lookup = caption_of(tok, [c for _, c in pool])
+    assert sorted(captions_of(loader, lookup)) == sorted(c for _, c in pool)
