@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ShardDataset(torch.utils.data.IterableDataset):
+    """One rank's view of the shards for one epoch; each DataLoader worker plays one slot of it."""
+
     urls: Sequence[str]
     counts: dict  # url -> known sample count
     tokenizer: CaptionTokenizer

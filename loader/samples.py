@@ -80,7 +80,7 @@ def iter_shard(url: str, faults: FaultLog) -> Iterator[RawSample]:
         faults.record("corrupt_member", url, exn)
         return True
 
-    tracked = _TailTracker(stream)
+    tracked, failed = _TailTracker(stream), True
     try:
         members = wds.tariterators.tar_file_iterator(tracked, handler=member_error)
         members = ({**m, "__url__": url} for m in members)
@@ -94,6 +94,8 @@ def iter_shard(url: str, faults: FaultLog) -> Iterator[RawSample]:
                 yield RawSample(sample["__key__"], url, image, caption.decode("utf-8", errors="replace"))
         if tracked.cut_short():
             faults.record("truncated_tar", url, f"no end-of-archive block after {tracked.total} bytes")
+        else:
+            failed = False
     except (tarfile.TarError, EOFError, OSError, ValueError) as e:
         truncated = tracked.total > 0 and isinstance(e, (tarfile.ReadError, EOFError))
         faults.record("truncated_tar" if truncated else "unreachable", url, e)
@@ -102,8 +104,9 @@ def iter_shard(url: str, faults: FaultLog) -> Iterator[RawSample]:
     finally:
         try:
             stream.close()
-        except Exception as e:  # a pipe: command that failed reports it at close
-            faults.record("unreachable", url, e)
+        except Exception as e:  # a pipe: command that failed reports it at close (count it once)
+            if not failed:
+                faults.record("unreachable", url, e)
 
 
 def count_samples(url: str) -> int:

@@ -8,7 +8,10 @@ too-long captions are cut so the end token is kept, as CLIP's `tokenize` does.
 
 Text cleanup follows CLIP: ftfy.fix_text, html.unescape twice, whitespace collapse, lowercase.
 ftfy is slow, so it runs only on text where it can change something (non-ASCII, `&`, control chars);
-on plain printable ASCII it is the identity.
+on plain printable ASCII it is the identity. Batches are pre-tokenized in Python with CLIP's regex
+and the `regex` module (as CLIP does); words go through the Rust BPE once and are cached.
+The saved `tokenizer.json` holds the full pipeline (regex split, BPE, start/end template, padding)
+for use outside openwit, minus ftfy/HTML cleanup, and with the special tokens as added tokens.
 """
 from __future__ import annotations
 
@@ -30,8 +33,8 @@ SOT, EOT = "<|startoftext|>", "<|endoftext|>"
 EOW = "</w>"
 CONTEXT_LENGTH = 77
 WORD_CACHE_SIZE = 1 << 20  # words; cleared when full (Zipf: the common words come right back)
-CLIP_VOCAB_SIZE = 49408
-# CLIP's pre-tokenization pattern (the special tokens are handled by the tokenizer as added tokens).
+# CLIP's pre-tokenization pattern, without the two special tokens: like open_clip 3.3, a literal
+# "<|endoftext|>" in a caption is tokenized as text.
 PRETOKEN_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 
 
