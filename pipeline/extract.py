@@ -38,7 +38,10 @@ def candidate(raw: RawImage, source: str) -> tuple[dict | None, str | None]:
     reason = junk_reason(caption)
     if reason:
         return None, reason
-    return {"url": raw.url, "caption": caption, "source": source, "page_url": raw.page_url,
+    page_url = raw.page_url
+    if page_url is not None and not page_url.isascii():
+        page_url = page_url.encode("utf-8", "replace").decode("utf-8")  # drop lone surrogates
+    return {"url": raw.url, "caption": caption, "source": source, "page_url": page_url,
             "uid": blake_hex(raw.url, caption)}, None
 
 

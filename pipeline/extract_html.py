@@ -67,7 +67,8 @@ def resolve_url(src: str | None, base: str | None) -> tuple[str | None, str | No
     try:
         url = urljoin(base, src) if base else src
         scheme = urlsplit(url).scheme.lower()
-    except ValueError:
+        url.encode("utf-8")  # lone surrogates (from JSON) cannot be stored or fetched
+    except (ValueError, UnicodeEncodeError):
         return None, "bad_url"
     if scheme not in ("http", "https"):
         return None, "bad_scheme"

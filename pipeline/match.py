@@ -15,6 +15,7 @@ one NumPy step per query length. Only a list slice per text is left in Python.
 from __future__ import annotations
 
 import gc
+import re
 from contextlib import contextmanager
 from typing import Sequence
 
@@ -22,7 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_PUNCTS_TO_WRAP = (",", ".", ";", ":", "?", "!", "`")
+_PUNCTS_RE = r"([,.;:?!`])"  # MetaCLIP pads these seven with spaces
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CHARS_TO_SPACE = ("\t", "\n", "\r")
 
 
@@ -51,6 +53,8 @@ class Matcher:
                 node = child
             terminal[node] = qid
         self._vocab_array = pa.array(list(vocab), type=pa.string())  # token id = position
+        used = set().union(*vocab)
+        self._absent = next(chr(c) for c in range(0xE000, 0x110000) if chr(c) not in used)
         self._tok_bits = max(n_vocab, 1).bit_length()   # edge key = parent << tok_bits | token
         self._qid_bits = max(len(queries), 1).bit_length()  # hit key = text << qid_bits | query
         self._node_qid = np.full(next_node, -1, dtype=np.int64)
@@ -85,14 +89,14 @@ class Matcher:
         except pa.ArrowCapacityError:  # over 2 GiB of text in one batch: halve it
             half = n // 2
             return self.match_many(texts[:half]) + self.match_many(texts[half:])
-        data = arr.buffers()[2]
-        present = bytes(data) if data is not None else b""
-        for p in _PUNCTS_TO_WRAP:
-            if p.encode() in present:  # a memchr over the batch is cheaper than a no-op pass
-                arr = pc.replace_substring(arr, p, f" {p} ")
-        for c in _CHARS_TO_SPACE:
-            if c.encode() in present:
-                arr = pc.replace_substring(arr, c, " ")
+        except UnicodeEncodeError:  # lone surrogates have no UTF-8: stand in a character no query has
+            return self.match_many([_SURROGATE.sub(self._absent, t) for t in texts])
+        # MetaCLIP's spacing in two regex passes over the whole batch (one for the marks, one for
+        # tab/newline when the batch has any; a memchr over the buffer is cheaper than a no-op pass).
+        arr = pc.replace_substring_regex(arr, _PUNCTS_RE, r" \1 ")
+        data = bytes(arr.buffers()[2] or b"")
+        if b"\t" in data or b"\n" in data or b"\r" in data:
+            arr = pc.replace_substring_regex(arr, "[\t\n\r]", " ")
         # spaced(t) = " " + arr[i] + " ": its interior parts are exactly arr[i].split(" ").
         parts = pc.split_pattern(arr, " ")
         bounds = parts.offsets.to_numpy()

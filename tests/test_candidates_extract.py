@@ -148,3 +148,13 @@ def test_candidate_drop_reasons():
     assert candidate(RawImage("http://x/i.jpg", "IMG_1234.JPG", None, None), "f")[1] == "filename_like"
     rec, reason = candidate(RawImage("http://x/i.jpg", " A  cat ", None, None), "f")
     assert reason is None and rec["caption"] == "A cat" and len(rec["uid"]) == 32
+
+
+def test_lone_surrogates_from_json(tmp_path):
+    path = tmp_path / "odd.jsonl"
+    path.write_text('{"url": "https://x.org/a.jpg", "caption": "A cat \\ud800 on a mat"}\n'
+                    '{"url": "https://x.org/\\udc00.jpg", "caption": "A dog in the park"}\n')
+    results = list(extract_file(str(path)))
+    assert results[0][0]["caption"] == "A cat on a mat"
+    assert results[1] == (None, "bad_url")
+    pa.Table.from_pylist([results[0][0]])  # storable

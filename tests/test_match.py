@@ -100,3 +100,10 @@ def test_batch_size_does_not_change_results(batch):
     for i in range(0, len(texts), batch):
         out.extend(matcher.match_many(texts[i:i + batch]))
     assert out == [naive_match(t, TRICKY_QUERIES) for t in texts]
+
+
+def test_lone_surrogates_and_no_queries():
+    queries = ["cat", "a\ufffdb", "\ue000"]
+    texts = ["a\ud800b cat", "cat\udfff", "\ue000 x"]
+    assert Matcher(queries).match_many(texts) == [naive_match(t, queries) for t in texts] == [[0], [], [2]]
+    assert Matcher([]).match_many(["anything at all", ""]) == [[], []]
