@@ -35,9 +35,27 @@ class Config:
     dump_mode: dict = field(default_factory=dict)
 
 
+class _Reversed(str):
+    """A string that sorts in reverse, so `Top` keeps the smaller string among equal scores."""
+
+    __slots__ = ()
+
+    def __lt__(self, other):
+        return str.__gt__(self, other)
+
+    def __le__(self, other):
+        return str.__ge__(self, other)
+
+    def __gt__(self, other):
+        return str.__lt__(self, other)
+
+    def __ge__(self, other):
+        return str.__le__(self, other)
+
+
 def rank_key(kv: tuple) -> tuple:
     """Top's key matching `union.ranked`: higher score first, then the smaller string first."""
-    return kv[1], tuple(-ord(c) for c in kv[0]) + (1,)
+    return kv[1], _Reversed(kv[0])
 
 
 def _attach_left(joined):

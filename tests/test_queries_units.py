@@ -157,3 +157,12 @@ def test_bucketed_partial_counts_merge_to_totals():
         acc = fn.merge_accumulators([fn.add_input(fn.create_accumulator(), d) for k, d in parts if k == bucket])
         merged.update(dict(frequent((bucket, fn.extract_output(acc)), 2)))
     assert merged == {"the": 8, "sat": 2, "mat": 4}
+
+
+def test_top_key_agrees_with_union_order():
+    import heapq
+
+    from openwit.queries.pipeline import rank_key
+    items = [("b", 2), ("a", 2), ("ab", 3), ("c", 1), ("aa", 2), ("ba", 3), ("", 1)]
+    for n in range(1, len(items) + 1):
+        assert heapq.nlargest(n, items, key=rank_key) == union.ranked(items)[:n]
