@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import gzip
 import html
+import importlib.util
 import json
 import os
 from typing import Iterable, Sequence
 
+import fsspec
 import ftfy
 import numpy as np
 import regex
@@ -28,6 +30,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from tokenizers.trainers import BpeTrainer
 
 from openwit.common.errors import UserError
+from openwit.loader.urls import open_url
 
 SOT, EOT = "<|startoftext|>", "<|endoftext|>"
 EOW = "</w>"
@@ -113,9 +116,8 @@ class CaptionTokenizer:
     def from_clip_bpe(cls, path: str, context_length: int = CONTEXT_LENGTH) -> "CaptionTokenizer":
         """CLIP's own vocabulary from `bpe_simple_vocab_16e6.txt.gz` (ids equal CLIP's tokenizer)."""
         try:
-            with gzip.open(path, "rt", encoding="utf-8") as f:
-                lines = f.read().split("\n")
-        except OSError as e:
+            lines = gzip.decompress(_read(path)).decode("utf-8").split("\n")
+        except (OSError, ValueError) as e:
             raise UserError(f"cannot read CLIP BPE file {path}: {e}") from e
         merges = [tuple(line.split()) for line in lines[1: 49152 - 256 - 2 + 1]]
         tokens = _base_tokens() + ["".join(m) for m in merges]
@@ -123,11 +125,12 @@ class CaptionTokenizer:
 
     @classmethod
     def from_file(cls, path: str, context_length: int = CONTEXT_LENGTH) -> "CaptionTokenizer":
-        """A `tokenizer.json` (as written by `save`); a `.txt.gz` path is read as CLIP's BPE file."""
+        """A `tokenizer.json` (as written by `save`); a `.txt.gz` path is read as CLIP's BPE file.
+        Paths may be local or any URL the loader reads (gs://, s3://, http(s)://)."""
         if path.endswith(".gz"):
             return cls.from_clip_bpe(path, context_length)
         try:
-            return cls(Tokenizer.from_file(path), context_length)
+            return cls(Tokenizer.from_str(_read(path).decode("utf-8")), context_length)
         except Exception as e:  # tokenizers raises plain Exception on bad JSON
             raise UserError(f"cannot load tokenizer {path}: {e}") from e
 
@@ -207,22 +210,39 @@ def _fast_copy(tok: Tokenizer) -> Tokenizer:
     return fast  # no added tokens: a literal "<|endoftext|>" in a caption is text, as in CLIP
 
 
+def _read(path: str) -> bytes:
+    with open_url(path) as f:
+        return f.read()
+
+
+def _exists(path: str) -> bool:
+    if "://" not in path:
+        return os.path.exists(path)
+    try:
+        fs, inner = fsspec.core.url_to_fs(path)
+        return fs.exists(inner)
+    except Exception:  # missing filesystem package or unreachable store: not there
+        return False
+
+
 def default_tokenizer_path(first_shard_url: str | None = None) -> str | None:
-    """Where a default tokenizer lives: $OPENWIT_TOKENIZER, `tokenizer.json` beside local shards,
-    $OPENWIT_CLIP_BPE, or the CLIP BPE file of an installed open_clip / clip package."""
+    """Where a default tokenizer lives: $OPENWIT_TOKENIZER, `tokenizer.json` beside the shards (local
+    or remote), $OPENWIT_CLIP_BPE, or the CLIP BPE file of an installed open_clip / clip package."""
     candidates = [os.environ.get("OPENWIT_TOKENIZER")]
-    if first_shard_url and "://" not in first_shard_url and not first_shard_url.startswith("pipe:"):
-        candidates.append(os.path.join(os.path.dirname(os.path.abspath(first_shard_url)), "tokenizer.json"))
+    if first_shard_url and not first_shard_url.startswith("pipe:"):
+        if "://" in first_shard_url:
+            candidates.append(first_shard_url.rsplit("/", 1)[0] + "/tokenizer.json")
+        else:
+            candidates.append(os.path.join(os.path.dirname(os.path.abspath(first_shard_url)), "tokenizer.json"))
     candidates.append(os.environ.get("OPENWIT_CLIP_BPE"))
     for pkg in ("open_clip", "clip"):
         try:
-            import importlib.util
             spec = importlib.util.find_spec(pkg)
         except (ImportError, ValueError):
             spec = None
         if spec and spec.origin:
             candidates.append(os.path.join(os.path.dirname(spec.origin), "bpe_simple_vocab_16e6.txt.gz"))
-    return next((c for c in candidates if c and os.path.exists(c)), None)
+    return next((c for c in candidates if c and _exists(c)), None)
 
 
 def load_tokenizer(spec: "str | CaptionTokenizer | None", first_shard_url: str | None = None,

@@ -4,7 +4,6 @@ import functools
 import http.server
 import tarfile
 import threading
-from pathlib import Path
 
 import fsspec
 import pytest
@@ -70,8 +69,11 @@ def test_counts_by_reading_without_sidecars(shared_data, tok, tmp_path):
 
 @pytest.fixture
 def http_root(shards):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(shards))
-    handler.log_message = lambda *a: None
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(shards))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -96,6 +98,9 @@ def test_url_forms_all_read_the_same(shards, tok, lookup, http_root):
         mem.pipe(f"/bucket/{f.name}", f.read_bytes())
     via_fsspec = make_loader("memory://bucket/{00000..00002}.tar", 8, tokenizer=tok, train=False, **KW)
     assert via_fsspec.num_samples == 57 and captions_of(via_fsspec, lookup) == expected
+    mem.pipe("/bucket/tokenizer.json", tok.tokenizer.to_str().encode())  # default: beside remote shards
+    beside = make_loader("memory://bucket/{00000..00002}.tar", 8, train=False, **KW)
+    assert captions_of(beside, lookup) == expected
     piped = make_loader([f"pipe:cat {s}/0000{i}.tar" for i in range(3)], 8, tokenizer=tok, train=False, **KW)
     assert piped.num_samples == 57  # no sidecar for pipe: → counted by reading
     assert sorted(captions_of(piped, lookup)) == sorted(expected)
