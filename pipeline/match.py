@@ -57,9 +57,10 @@ class Matcher:
         self._absent = next(chr(c) for c in range(0xE000, 0x110000) if chr(c) not in used)
         self._tok_bits = max(n_vocab, 1).bit_length()   # edge key = parent << tok_bits | token
         self._qid_bits = max(len(queries), 1).bit_length()  # hit key = text << qid_bits | query
-        self._node_qid = np.full(next_node, -1, dtype=np.int64)
+        # One spare entry at the end: token id -1 (no query has it) indexes it and finds nothing.
+        self._node_qid = np.full(next_node + 1, -1, dtype=np.int64)
         self._node_qid[list(terminal)] = list(terminal.values())
-        self._has_child = np.zeros(next_node, dtype=bool)
+        self._has_child = np.zeros(next_node + 1, dtype=bool)
         self._has_child[[p for p, _ in edges]] = True
         self._edges = IntMap(np.array([(p << self._tok_bits) | t for p, t in edges], dtype=np.int64),
                              np.array(list(edges.values()), dtype=np.int64))
@@ -104,29 +105,29 @@ class Matcher:
         text_of = np.repeat(np.arange(n), np.diff(bounds))
         last = np.zeros(tok.size, dtype=bool)
         last[bounds[1:] - 1] = True  # a text's last token: no walk may step into the next text
-        hit_text, hit_qid = [], []
-        start = np.flatnonzero(tok >= 0)
-        node = tok[start]
-        end = start
+        # Step 1 (one-token queries) over all positions at once, then walk the longer ones.
+        qid = self._node_qid[tok]
+        found = np.flatnonzero(qid >= 0)
+        hit_text, hit_qid = [text_of[found]], [qid[found]]
+        start = np.flatnonzero(self._has_child[tok] & ~last)
+        node, end = tok[start], start
         while start.size:
-            qid = self._node_qid[node]
-            found = qid >= 0
-            if found.any():
-                hit_text.append(text_of[start[found]])
-                hit_qid.append(qid[found])
-            go = self._has_child[node] & ~last[end]
-            start, node, end = start[go], node[go], end[go] + 1
+            end = end + 1
             nxt = tok[end]
             ok = nxt >= 0
             start, node, end, nxt = start[ok], node[ok], end[ok], nxt[ok]
             child = self._edges.get((node << self._tok_bits) | nxt)
             ok = child >= 0
             start, node, end = start[ok], child[ok], end[ok]
-        if not hit_text:
-            return [[] for _ in range(n)]
+            qid = self._node_qid[node]
+            found = qid >= 0
+            hit_text.append(text_of[start[found]])
+            hit_qid.append(qid[found])
+            go = self._has_child[node] & ~last[end]
+            start, node, end = start[go], node[go], end[go]
         # Each walk step's hits are already in text order: a stable (merge) sort is much faster here.
         keys = np.sort((np.concatenate(hit_text) << self._qid_bits) | np.concatenate(hit_qid), kind="stable")
-        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # sorted unique, no hashing
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if keys.size else keys  # unique
         text_ids, qids = keys >> self._qid_bits, keys & ((1 << self._qid_bits) - 1)
         offsets = np.searchsorted(text_ids, np.arange(n + 1)).tolist()
         with _gc_paused():  # many small acyclic lists: cyclic GC passes would only add cost
