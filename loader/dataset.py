@@ -32,13 +32,14 @@ class ShardDataset(torch.utils.data.IterableDataset):
     counts: dict  # url -> known sample count
     tokenizer: CaptionTokenizer
     batch_size: int
-    num_batches: int  # per rank per epoch
+    num_batches: int  # per rank per epoch (with pad=False: an upper bound, see `quotas`)
     image_size: int = 224
     train: bool = True
     resampled: bool = False
     seed: int = 0
     shuffle_buffer: int = 1000
     draft: bool = True
+    pad: bool = True  # top up to equal batch counts on all ranks; False: every sample once, last batch partial
     rank: int = 0
     world_size: int = 1
     num_workers: int = 1  # logical workers per rank (>= 1)
@@ -60,6 +61,8 @@ class ShardDataset(torch.utils.data.IterableDataset):
         order, slots = self.epoch_order(), self.world_size * self.num_workers
         weights = [sum(self.counts.get(u, 0) for u in plan.slot_shards(order, self.rank * self.num_workers + w, slots))
                    for w in range(self.num_workers)]
+        if not self.pad:  # each worker: all of its own samples, then stop
+            return [-(-w // self.batch_size) for w in weights]
         return plan.worker_quotas(self.num_batches, weights)
 
     def sample_stream(self, slot: int) -> Iterator[RawSample]:
@@ -75,7 +78,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
         if self.shuffle_buffer > 1:
             own = wds.filters._shuffle(iter(own), bufsize=self.shuffle_buffer, initial=self.shuffle_buffer,
                                        seed=shuffle_seed)
-        return own if self.resampled else itertools.chain(own, padding)
+        return own if self.resampled or not self.pad else itertools.chain(own, padding)
 
     def raw_samples(self, shards: Iterable[str], padding: bool = False) -> Iterator[RawSample]:
         """Samples of a shard sequence; ends if 2×(number of shards) shards in a row are empty."""

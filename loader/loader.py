@@ -67,7 +67,7 @@ class WdsLoader:
     def _fingerprint(self) -> str:
         d = self.dataset
         return blake_hex(*d.urls, str(d.seed), str(d.batch_size), str(d.world_size), str(d.num_workers),
-                         str(d.resampled), str(d.num_batches))
+                         str(d.resampled), str(d.num_batches), str(d.pad))
 
     def state_dict(self) -> dict:
         """Position to resume from: epoch, batches consumed in it, and what they depend on."""
@@ -103,13 +103,15 @@ def make_loader(urls: str | Iterable[str], batch_size: int, *, image_size: int =
                 shuffle_buffer: int | None = None, tokenizer: str | CaptionTokenizer | None = None,
                 num_workers: int = 0, rank: int | None = None, world_size: int | None = None,
                 draft: bool = True, context_length: int = 77, pin_memory: bool = False,
-                epoch: int = 0) -> WdsLoader:
+                epoch: int = 0, pad: bool | None = None) -> WdsLoader:
     """A loader of `(images float32 [B,3,S,S], tokens int64 [B,77])` over WebDataset shards.
 
     urls: brace patterns / `::`-joined lists / lists of local paths, http(s)://, gs://, s3://, pipe:.
     resampled: draw shards with replacement (per rank/worker seed) instead of splitting them.
     num_samples: epoch size; default: summed from the shards' stats/Parquet sidecars.
     shuffle_buffer: samples in the shuffle buffer (default 1000 for train, 0 for eval).
+    pad: top up so every rank yields the same batch count (default: on for train, off for eval,
+        where each sample comes exactly once and the last batch of each worker may be partial).
     tokenizer: CaptionTokenizer, tokenizer.json or CLIP's bpe .txt.gz; default: tokenizer.json
         beside the shards, else $OPENWIT_CLIP_BPE / an installed open_clip's CLIP vocabulary.
     """
@@ -127,5 +129,8 @@ def make_loader(urls: str | Iterable[str], batch_size: int, *, image_size: int =
         num_batches=plan.batches_per_rank(total, batch_size, world_size), image_size=image_size,
         train=train, resampled=resampled, seed=seed,
         shuffle_buffer=(1000 if train else 0) if shuffle_buffer is None else shuffle_buffer,
-        draft=draft, rank=rank, world_size=world_size, num_workers=max(1, num_workers), epoch=epoch)
+        draft=draft, pad=train if pad is None else pad, rank=rank, world_size=world_size,
+        num_workers=max(1, num_workers), epoch=epoch)
+    if not dataset.pad and not resampled:
+        dataset.num_batches = sum(dataset.quotas())
     return WdsLoader(dataset, num_workers=num_workers, pin_memory=pin_memory)

@@ -54,6 +54,15 @@ def test_epoch_covers_every_sample_with_counted_padding(shards, tok, lookup, sha
     assert set(second) == set(got) and second != got  # next epoch: a new order
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_eval_mode_yields_each_sample_once(shards, tok, lookup, shared_data, workers):
+    loader = make_loader(str(shards / "{00000..00002}.tar"), 8, tokenizer=tok, train=False,
+                         num_workers=workers, image_size=32)
+    got = captions_of(loader, lookup)
+    assert sorted(got) == sorted(all_captions(shared_data, SIZES))  # 57: no top-up, partial last batch
+    assert loader.batches == 0 and loader.epoch == 1 and "padded" not in loader.faults
+
+
 def test_img2dataset_style_shards(shared_data, tok, lookup, tmp_path):
     write_dataset(tmp_path, shared_data, SIZES, style="img2dataset")
     loader = make_loader([str(tmp_path / f"{i:05d}.tar") for i in range(3)], 8, tokenizer=tok, **KW)
