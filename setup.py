@@ -57,6 +57,8 @@ setup(
         "ftfy>=6",
         "regex",
         "fsspec",
+        "gcsfs",
+        "s3fs",
         "tqdm",
         "matplotlib",
         "fastwarc",

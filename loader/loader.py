@@ -15,7 +15,7 @@ from openwit.loader import plan
 from openwit.loader.dataset import ShardDataset
 from openwit.loader.samples import count_samples
 from openwit.loader.tokenizer import CaptionTokenizer, load_tokenizer
-from openwit.loader.urls import expand_urls, known_sample_count
+from openwit.loader.urls import check_openers, expand_urls, known_sample_count
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,7 @@ def make_loader(urls: str | Iterable[str], batch_size: int, *, image_size: int =
     if batch_size < 1:
         raise UserError(f"batch_size must be >= 1, got {batch_size}")
     url_list = expand_urls(urls)
+    check_openers(url_list)
     rank, world_size = _dist_info(rank, world_size)
     counts = shard_counts(url_list)
     total = num_samples if num_samples is not None else sum(counts.values())

@@ -31,6 +31,17 @@ def expand_urls(urls: str | Iterable[str]) -> list[str]:
     return out
 
 
+def check_openers(urls: Iterable[str]) -> None:
+    """Fail early, with the package to install, when a URL scheme has no fsspec implementation here."""
+    for scheme in sorted({m.group(1) for u in urls if not u.startswith("pipe:") and (m := _SCHEME.match(u))}):
+        if scheme == "file":
+            continue
+        try:
+            fsspec.get_filesystem_class(scheme)
+        except (ImportError, ValueError) as e:
+            raise UserError(f"cannot read {scheme}:// URLs: {e}") from e
+
+
 def open_url(url: str) -> IO[bytes]:
     """A readable binary stream for a shard URL (raises OSError-like errors when unreachable)."""
     if url.startswith("pipe:") or not _SCHEME.match(url) or url.startswith("file://"):

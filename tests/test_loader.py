@@ -137,8 +137,10 @@ def test_faults_are_skipped_counted_and_never_crash(shared_data, tok, tmp_path, 
 
 
 def test_only_bad_inputs_is_a_clear_error(tok, tmp_path):
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="no samples in 4 shard"):
         make_loader(str(tmp_path / "nothing-{0..3}.tar"), 4, tokenizer=tok)
+    with pytest.raises(UserError, match="nosuchscheme://"):
+        make_loader("nosuchscheme://bucket/{0..3}.tar", 4, tokenizer=tok)
 
 
 def test_deterministic_given_seed(shards, tok):
