@@ -4,6 +4,7 @@ import functools
 import http.server
 import tarfile
 import threading
+from pathlib import Path
 
 import fsspec
 import pytest
@@ -208,3 +209,14 @@ def test_reads_shards_from_openwit_shard_writer(shared_data, tok, tmp_path):
     assert loader.num_samples == 12 and len(loader) == 3
     lookup = caption_of(tok, [c for _, c in pool])
     assert sorted(captions_of(loader, lookup)) == sorted(c for _, c in pool)
+
+
+def test_reads_a_real_img2dataset_shard(tok):
+    """tests/fixtures/img2dataset: written by img2dataset 1.47 itself (members unsorted, a 404 row)."""
+    fixture = Path(__file__).parent / "fixtures" / "img2dataset"
+    captions = ["a red gradient", "a green square", "a wide blue banner", "a tall yellow strip",
+                "a grey tile &amp; more", "café au lait"]
+    loader = make_loader(str(fixture / "00000.tar"), 3, tokenizer=tok, train=False, image_size=32)
+    assert loader.num_samples == 6 and len(loader) == 2  # `successes` from its _stats.json
+    got = captions_of(loader, caption_of(tok, captions))
+    assert sorted(got) == sorted(captions) and not loader.faults
