@@ -32,7 +32,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
     counts: dict  # url -> known sample count
     tokenizer: CaptionTokenizer
     batch_size: int
-    num_batches: int  # per rank per epoch (with pad=False: an upper bound, see `quotas`)
+    num_batches: int  # per rank per epoch (with pad=False each worker reads its own shards out instead)
     image_size: int = 224
     train: bool = True
     resampled: bool = False

@@ -47,19 +47,21 @@ class WdsLoader:
     exactly where it stopped. `faults` counts skipped inputs by reason (summed over workers).
     """
 
-    def __init__(self, dataset: ShardDataset, num_workers: int = 0, pin_memory: bool = False):
+    def __init__(self, dataset: ShardDataset, num_workers: int = 0, pin_memory: bool = False,
+                 num_samples: int | None = None):
         self.dataset = dataset
+        self.num_samples = sum(dataset.counts.values()) if num_samples is None else num_samples
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.epoch, self.batches = dataset.epoch, 0
         self.faults: Counter = Counter()
 
-    @property
-    def num_samples(self) -> int:
-        return sum(self.dataset.counts.values())
-
     def __len__(self) -> int:
-        return self.dataset.num_batches
+        d = self.dataset
+        if d.pad or d.resampled:
+            return d.num_batches
+        d.epoch = self.epoch  # without top-up the count follows this epoch's shard split
+        return sum(d.quotas())
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.batches = epoch, 0
@@ -132,6 +134,4 @@ def make_loader(urls: str | Iterable[str], batch_size: int, *, image_size: int =
         shuffle_buffer=(1000 if train else 0) if shuffle_buffer is None else shuffle_buffer,
         draft=draft, pad=train if pad is None else pad, rank=rank, world_size=world_size,
         num_workers=max(1, num_workers), epoch=epoch)
-    if not dataset.pad and not resampled:
-        dataset.num_batches = sum(dataset.quotas())
-    return WdsLoader(dataset, num_workers=num_workers, pin_memory=pin_memory)
+    return WdsLoader(dataset, num_workers=num_workers, pin_memory=pin_memory, num_samples=total)
