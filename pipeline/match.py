@@ -7,10 +7,10 @@ parts of `S.split(" ")` (the parts between two spaces; empty parts included, so 
 spacing behave as in MetaCLIP). So the automaton is a trie over token ids instead of characters.
 
 MetaCLIP scans each text with a character Aho-Corasick automaton and gathers matches in a Python
-loop per match. Here a batch of texts is joined with a separator no query contains (so nothing can
-match across two texts), spaced with a few C-level `str.replace` calls and split once; tokens become
-ids through one C-level `map(dict.get)`, and the trie is walked for every start position at once,
-one NumPy step per query length. Only a list slice per text is left in Python.
+loop per match. Here a whole batch is spaced and split by Arrow kernels (two regex passes and one
+split), its distinct tokens are mapped to vocabulary ids with one hash join, and the trie is walked
+for every start position at once, one NumPy step per query length (edges in a vectorised hash map).
+Only a list slice per text is left in Python. Query strings are unique (queries.parquet contract).
 """
 from __future__ import annotations
 
