@@ -6,6 +6,7 @@ only the over-cap queries' counts (metaclip mode) or thresholds (exact mode) are
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from typing import Iterable
@@ -28,8 +29,13 @@ ROWS_PER_FILE = 200_000  # one file is sorted in one worker's memory
 log = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=None)
+def _counter(name: str):
+    return Metrics.counter(NS, name)  # resolves the current bundle's container on each inc
+
+
 def _count(name: str, n: int = 1) -> None:
-    Metrics.counter(NS, name).inc(n)
+    _counter(name).inc(n)
 
 
 def expand_inputs(patterns: Iterable[str]) -> list[str]:
@@ -109,12 +115,13 @@ class MatchFn(beam.DoFn):
         self._matcher = self._shared.acquire(lambda: Matcher(load_queries(self._path)), tag=self._path)
 
     def process(self, batch: list[dict]):
+        matched = 0
         for record, ids in zip(batch, self._matcher.match_many([r["caption"] for r in batch])):
             if ids:
-                _count("matched")
+                matched += 1
                 yield {**record, "query_ids": ids}
-            else:
-                _count("no_match")
+        _count("matched", matched)
+        _count("no_match", len(batch) - matched)
 
 
 def _keep_metaclip(record, over_cap, cap, seed):
