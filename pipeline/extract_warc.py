@@ -32,6 +32,8 @@ def _target_uri(record) -> str | None:
 
 
 def _html_payload(record, body: bytes) -> str | None:
+    if record.http_headers is None:  # not an HTTP response (e.g. a dns: record)
+        return None
     ctype = (record.http_content_type or "").lower()
     if ctype and "html" not in ctype:
         return None

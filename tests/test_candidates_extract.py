@@ -89,6 +89,13 @@ def test_truncated_warc_reports_offset(shared_data):
     assert err.value.offset == len(good)
 
 
+def test_non_http_response_record_is_skipped():
+    dns = _warc_record("response", "dns:example.com", "text/dns", b"20240101 example.com. 300 IN A 1.2.3.4\n")
+    page = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<img src='x.jpg' alt='A red bike'>"
+    html = _warc_record("response", "http://a.org/", "application/http; msgtype=response", page)
+    assert [(i.url, i.text) for i in images_from_warc(io.BytesIO(dns + html))] == [("http://a.org/x.jpg", "A red bike")]
+
+
 def test_wat_metadata_record(tmp_path):
     wat = {"Envelope": {
         "WARC-Header-Metadata": {"WARC-Type": "response", "WARC-Target-URI": "http://shop.example/cats/index.html"},
