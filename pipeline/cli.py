@@ -25,7 +25,7 @@ RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="openwit-build", description=__doc__,
+    ap = argparse.ArgumentParser(prog="openwit-build", description=__doc__, allow_abbrev=False,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--queries", required=True, help="folder with queries.parquet (or the file itself)")
     ap.add_argument("--input", required=True, nargs="+", metavar="PATH_OR_GLOB",
