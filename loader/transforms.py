@@ -23,8 +23,6 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 TRAIN_SCALE = (0.9, 1.0)
 TRAIN_RATIO = (3 / 4, 4 / 3)
 
-Image.MAX_IMAGE_PIXELS = 178_956_970  # Pillow's default bomb limit, stated: larger images raise
-
 
 def open_image(data: bytes, size: int, draft: bool = True) -> Image.Image:
     """Decode to RGB; with `draft`, let libjpeg downscale while both sides stay ≥ `size`."""
