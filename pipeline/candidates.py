@@ -19,7 +19,7 @@ from apache_beam.utils.shared import Shared
 from openwit.common.errors import UserError
 from openwit.pipeline import balance
 from openwit.pipeline.candidates_io import (candidate_file_name, finish_candidates, load_queries,
-                                            write_candidates, write_query_counts)
+                                            write_balance_meta, write_candidates, write_query_counts)
 from openwit.pipeline.extract import extract_file
 from openwit.pipeline.extract_warc import BadInput
 from openwit.pipeline.match import Matcher
@@ -170,9 +170,10 @@ def _write_group(kv, out, n_files):
     return write_candidates(candidate_file_name(out, index, n_files), list(rows))
 
 
-def write_outputs(p, kept, matched_counts, out: str, queries_path: str, rows_per_file: int = ROWS_PER_FILE):
-    """OUT/candidates/candidates-XXXXX-of-NNNNN.parquet (rows by uid, files by uid hash) and
-    OUT/query_counts.parquet."""
+def write_outputs(p, kept, matched_counts, out: str, queries_path: str, rows_per_file: int = ROWS_PER_FILE,
+                  meta: dict | None = None):
+    """OUT/candidates/candidates-XXXXX-of-NNNNN.parquet (rows by uid, files by uid hash),
+    OUT/query_counts.parquet and OUT/queries_meta.json (the balancing settings in `meta`)."""
     n_files = (kept
                | "CountKept" >> beam.combiners.Count.Globally()
                | "NFiles" >> beam.Map(lambda n: max(1, math.ceil(n / rows_per_file))))
@@ -186,6 +187,8 @@ def write_outputs(p, kept, matched_counts, out: str, queries_path: str, rows_per
     (p | "QueryCountsStart" >> beam.Create([queries_path])
        | "QueryCounts" >> beam.Map(lambda q, m, k: write_query_counts(out, q, m, k),
                                    beam.pvalue.AsDict(matched_counts), beam.pvalue.AsDict(kept_counts)))
+    if meta is not None:
+        p | "BalanceMeta" >> beam.Create([meta]) | "WriteBalanceMeta" >> beam.Map(lambda m: write_balance_meta(out, m))
 
 
 def candidates_transform(p, files: list[str], queries_path: str, out: str, *, url_col=None, caption_col=None,
@@ -206,5 +209,7 @@ def candidates_transform(p, files: list[str], queries_path: str, out: str, *, ur
               | "MatchedIds" >> beam.FlatMap(_query_ids)
               | "CountPerQuery" >> beam.combiners.Count.PerElement())
     kept = balance_candidates(matched, counts, mode, max_per_query, oversample, seed)
-    write_outputs(p, kept, counts, out, queries_path, rows_per_file)
+    meta = {"max_per_query": max_per_query, "balance": mode, "oversample": oversample, "seed": seed,
+            "queries": queries_path}
+    write_outputs(p, kept, counts, out, queries_path, rows_per_file, meta)
     return kept

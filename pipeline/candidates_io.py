@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from openwit.common.atomic import atomic_write_bytes
+from openwit.common.atomic import atomic_write_bytes, atomic_write_text
 from openwit.common.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -87,4 +88,12 @@ def write_query_counts(out: str, queries_path: str, matched: dict[int, int], kep
     }, schema=QUERY_COUNTS_SCHEMA)
     path = FileSystems.join(out, "query_counts.parquet")
     atomic_write_bytes(path, _parquet_bytes(table))
+    return path
+
+
+def write_balance_meta(out: str, meta: dict) -> str:
+    """OUT/queries_meta.json: how the list was balanced (max_per_query t, mode, oversample, seed,
+    queries file); the stats report marks t on its balance curve from it."""
+    path = FileSystems.join(out, "queries_meta.json")
+    atomic_write_text(path, json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return path

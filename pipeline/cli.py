@@ -20,9 +20,7 @@ from openwit.common.beamrun import pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.pipeline.candidates import NS, candidates_transform, expand_inputs
 from openwit.pipeline.candidates_io import load_queries
-
-RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
-
+from openwit.pipeline.shard_config import add_shard_flags
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="openwit-build", description=__doc__, allow_abbrev=False,
@@ -42,20 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--oversample", type=float, default=1.0, metavar="F",
                    help="balance at t·F to make up for fetch failures (success is often 50-70%%)")
     g.add_argument("--seed", type=int, default=0, help="seed of the keyed draws (same seed, same output)")
-    f = ap.add_argument_group("fetch and shards (stage all)")
-    f.add_argument("--samples-per-shard", type=int, default=10_000, metavar="N")
-    f.add_argument("--image-size", type=int, default=256, metavar="PX")
-    f.add_argument("--resize-mode", choices=RESIZE_MODES, default="border")
-    f.add_argument("--resize-only-if-bigger", action="store_true")
-    f.add_argument("--output-format", choices=("jpg", "webp", "png"), default="jpg")
-    f.add_argument("--quality", type=int, default=95, metavar="Q")
-    f.add_argument("--min-image-size", type=int, default=0, metavar="PX")
-    f.add_argument("--max-aspect-ratio", type=float, default=float("inf"), metavar="R")
-    f.add_argument("--max-image-pixels", type=int, default=89_478_485, metavar="N")
-    f.add_argument("--user-agent-token", metavar="T")
-    f.add_argument("--proxy", metavar="URL")
-    f.add_argument("--allow-private-addresses", action="store_true")
-    f.add_argument("--retry-failed", action="store_true")
+    add_shard_flags(ap, seed=False)
+    ap.add_argument("--no-report", dest="report", action="store_false",
+                    help="skip the stats report (OUT/report/) at the end")
     ap.add_argument("--verbose", action="store_true", help="Beam's INFO logs too")
     return ap
 
@@ -127,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = counters(result)
     print(summary(counts))
     if shards is not None and hasattr(shards, "finish_shards"):
-        shards.finish_shards(args.out, beam_args)
+        shards.finish_shards(args.out, beam_args, report=args.report)
     if counts.get("extracted", 0) == 0 and counts.get("bad_input_file", 0):
         raise UserError(f"no candidates extracted; {counts['bad_input_file']} bad input file(s), see the warnings")
     return 0

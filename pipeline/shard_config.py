@@ -78,28 +78,50 @@ def shard_config(args: argparse.Namespace, local: bool) -> ShardConfig:
         threads=int(getattr(args, "image_threads", 0) or 0))
 
 
-def add_shard_flags(parser: argparse.ArgumentParser) -> None:
-    """The shard stage's flags (the same names openwit-build uses)."""
-    g = parser.add_argument_group("shards")
-    g.add_argument("--samples-per-shard", type=int, default=DEFAULT_SAMPLES_PER_SHARD)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--image-size", type=int)
-    g.add_argument("--resize-mode", choices=["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"])
-    g.add_argument("--resize-only-if-bigger", action="store_true", default=None)
-    g.add_argument("--output-format", choices=["jpg", "webp", "png"])
-    g.add_argument("--quality", type=int)
-    g.add_argument("--min-image-size", type=int)
-    g.add_argument("--max-aspect-ratio", type=float)
-    g.add_argument("--max-image-area", type=float)
-    g.add_argument("--max-image-pixels", type=int)
-    g.add_argument("--user-agent-token")
-    g.add_argument("--proxy")
-    g.add_argument("--allow-private-addresses", action="store_true", default=None)
-    g.add_argument("--timeout", type=float, help="total seconds per download attempt")
-    g.add_argument("--concurrency", type=int, help="downloads in flight per shard worker")
-    g.add_argument("--per-host-connections", type=int)
-    g.add_argument("--retries", type=int)
-    g.add_argument("--image-threads", type=int, default=0, help="decode/resize threads (default: cores)")
+def add_shard_flags(parser: argparse.ArgumentParser, seed: bool = True) -> None:
+    """The shard stage's flags (the same names in openwit-build and `python -m openwit.pipeline.shards`).
+
+    Unset flags stay None so FetchSettings/ImageSettings keep their own defaults (shown in the help).
+    `seed=False` when the parser already has `--seed` (openwit-build: one seed for balancing and shards).
+    """
+    g = parser.add_argument_group("fetch, images and shards")
+    g.add_argument("--samples-per-shard", type=int, default=DEFAULT_SAMPLES_PER_SHARD, metavar="N",
+                   help=f"candidates per shard (default {DEFAULT_SAMPLES_PER_SHARD})")
+    if seed:
+        g.add_argument("--seed", type=int, default=0, help="seed of the shard placement (default 0)")
+    g.add_argument("--image-size", type=int, metavar="PX", help="target size (default 256)")
+    g.add_argument("--resize-mode", choices=["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"],
+                   help="as img2dataset (default border)")
+    g.add_argument("--resize-only-if-bigger", action="store_true", default=None,
+                   help="never upscale small images")
+    g.add_argument("--output-format", choices=["jpg", "webp", "png"], help="(default jpg)")
+    g.add_argument("--quality", type=int, metavar="Q", help="jpg/webp quality (default 95)")
+    g.add_argument("--min-image-size", type=int, metavar="PX", help="filter: smaller side below PX (default 0)")
+    g.add_argument("--max-aspect-ratio", type=float, metavar="R", help="filter: longer/shorter side above R (default inf)")
+    g.add_argument("--max-image-area", type=float, metavar="PX", help="filter: original width×height above PX (default inf)")
+    g.add_argument("--max-image-pixels", type=int, metavar="N",
+                   help="decompression-bomb guard: refuse images with more pixels (default 89478485)")
+    g.add_argument("--user-agent-token", metavar="T",
+                   help="your crawler's token: in the User-Agent and for `ua:`-scoped X-Robots-Tag directives")
+    g.add_argument("--proxy", metavar="URL", help="HTTP proxy (default: HTTP(S)_PROXY from the environment)")
+    g.add_argument("--allow-private-addresses", action="store_true", default=None,
+                   help="allow URLs resolving to private/loopback/link-local addresses (tests, intranets)")
+    g.add_argument("--timeout", type=float, metavar="S", help="total seconds per download attempt (default 20)")
+    g.add_argument("--read-timeout", type=float, metavar="S",
+                   help="longest gap between body chunks, the trickle guard (default 10)")
+    g.add_argument("--connect-timeout", type=float, metavar="S", help="(default 5)")
+    g.add_argument("--max-bytes", type=int, metavar="N", help="larger bodies fail as too_large (default 20000000)")
+    g.add_argument("--retries", type=int, metavar="N",
+                   help="extra attempts on timeouts, connection errors, 408, 429, 5xx (default 2)")
+    g.add_argument("--concurrency", type=int, metavar="N", help="downloads in flight per shard worker (default 64)")
+    g.add_argument("--per-host-connections", type=int, metavar="N", help="connections per host (default 4)")
+    g.add_argument("--per-host-rps", type=float, metavar="R", help="requests/s per host, 0 = unlimited (default 0)")
+    g.add_argument("--max-redirects", type=int, metavar="N", help="(default 5)")
+    g.add_argument("--robots-txt", action="store_true", default=None,
+                   help="also check each host's robots.txt (cached per host)")
+    g.add_argument("--ignore-x-robots-tag", dest="respect_x_robots_tag", action="store_false", default=None,
+                   help="do not honour X-Robots-Tag noai/noimageai/noindex/noimageindex (default: honoured)")
+    g.add_argument("--image-threads", type=int, default=0, metavar="N", help="decode/resize threads (default: cores)")
     g.add_argument("--dedup-sha256", action="store_true", help="drop exact duplicate images (per shard)")
     g.add_argument("--retry-failed", action="store_true",
                    help="re-fetch failed_to_download samples of committed shards")

@@ -1,4 +1,5 @@
 """`openwit-build --stage candidates` end to end on the real sample files, and its error paths."""
+import json
 import subprocess
 import sys
 
@@ -6,6 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from openwit.pipeline import cli
+from openwit.pipeline.shard_config import shard_config
 from openwit.pipeline.text import naive_match
 
 QUERIES = ["Vol", "Artists", "Leather", "black", "cat", "a", "the", "Semantic Scholar", "中国新闻网", "Hovenier",
@@ -51,6 +53,8 @@ def test_build_candidates_end_to_end(shared_data, tmp_path, capsys, caplog):
         for q in r["query_ids"]:
             kept[q] += 1
     assert [kept[i] for i in range(len(QUERIES))] == [c["kept"] for c in counts]
+    meta = json.loads((out / "queries_meta.json").read_text())
+    assert (meta["max_per_query"], meta["balance"], meta["oversample"], meta["seed"]) == (300, "metaclip", 1.0, 1)
 
 
 def test_cli_errors(tmp_path, capsys, monkeypatch):
@@ -68,8 +72,36 @@ def test_cli_errors(tmp_path, capsys, monkeypatch):
     args, beam_args = cli.parse_args(["--queries", "q", "--input", "a", "b", "--out", "o", "--runner", "DataflowRunner",
                                       "--project", "p"])
     assert args.input == ["a", "b"] and beam_args == ["--runner", "DataflowRunner", "--project", "p"]
-    assert (args.samples_per_shard, args.image_size, args.resize_mode, args.output_format, args.quality,
-            args.max_image_pixels, args.stage) == (10_000, 256, "border", "jpg", 95, 89_478_485, "all")
+    cfg = shard_config(args, local=True)
+    assert (cfg.samples_per_shard, cfg.image.image_size, cfg.image.resize_mode, cfg.image.output_format,
+            cfg.image.quality, cfg.image.max_image_pixels, args.stage) == (10_000, 256, "border", "jpg", 95,
+                                                                            89_478_485, "all")
+    assert (cfg.fetch.timeout, cfg.fetch.retries, cfg.fetch.respect_x_robots_tag, cfg.fetch.robots_txt) == (
+        20.0, 2, True, False)
+
+
+def test_build_flags_reach_the_shard_settings():
+    """Every fetch/image flag of openwit-build lands in the settings the shard workers get."""
+    args, beam_args = cli.parse_args([
+        "--queries", "q", "--input", "a", "--out", "o", "--seed", "7", "--samples-per-shard", "500",
+        "--image-size", "128", "--resize-mode", "center_crop", "--resize-only-if-bigger", "--output-format", "webp",
+        "--quality", "80", "--min-image-size", "32", "--max-aspect-ratio", "3", "--max-image-area", "1e7",
+        "--max-image-pixels", "1000000", "--user-agent-token", "mybot", "--proxy", "http://127.0.0.1:3128",
+        "--allow-private-addresses", "--timeout", "7", "--read-timeout", "2", "--connect-timeout", "1.5",
+        "--max-bytes", "1000", "--retries", "0", "--concurrency", "9", "--per-host-connections", "3",
+        "--per-host-rps", "0.5", "--max-redirects", "1", "--robots-txt", "--ignore-x-robots-tag",
+        "--image-threads", "3", "--dedup-sha256", "--retry-failed", "--no-report", "--runner", "FnApiRunner"])
+    assert beam_args == ["--runner", "FnApiRunner"] and args.report is False
+    cfg = shard_config(args, local=True)
+    assert (cfg.seed, cfg.samples_per_shard, cfg.threads, cfg.dedup_sha256, cfg.retry_failed) == (7, 500, 3, True, True)
+    assert (cfg.image.image_size, cfg.image.resize_mode, cfg.image.resize_only_if_bigger, cfg.image.output_format,
+            cfg.image.quality, cfg.image.min_image_size, cfg.image.max_aspect_ratio, cfg.image.max_image_area,
+            cfg.image.max_image_pixels) == (128, "center_crop", True, "webp", 80, 32, 3.0, 1e7, 1_000_000)
+    f = cfg.fetch
+    assert (f.user_agent_token, f.proxy, f.allow_private_addresses, f.timeout, f.read_timeout, f.connect_timeout,
+            f.max_bytes, f.retries, f.concurrency, f.per_host_connections, f.per_host_rps, f.max_redirects,
+            f.robots_txt, f.respect_x_robots_tag) == ("mybot", "http://127.0.0.1:3128", True, 7.0, 2.0, 1.5, 1000,
+                                                       0, 9, 3, 0.5, 1, True, False)
 
 
 def test_module_entry_point():
