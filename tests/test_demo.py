@@ -28,3 +28,6 @@ def test_demo_runs_the_whole_road(tmp_path, wordnet_dir, capsys):
     assert names and all(n.split(".", 1)[1] in ("jpg", "txt", "json") for n in names)
     assert (dataset / "tokenizer.json").exists() and (dataset / "report" / "report.html").exists()
     assert "batches: images (16, 3, 128, 128)" in capsys.readouterr().out
+    # the report marks the cap the demo balanced with (OUT/queries_meta.json), not the 20,000 default
+    report = json.loads((dataset / "report" / "stats.json").read_text())
+    assert report["queries"]["t"] == 20 and report["queries"]["balance"]["entries_head"] > 0
