@@ -36,3 +36,11 @@ def is_local(options: PipelineOptions) -> bool:
     runner = options.view_as(StandardOptions).runner or ""
     return runner.split(".")[-1] in ("FnApiRunner", "DirectRunner", "BundleBasedDirectRunner",
                                      "SwitchingDirectRunner", "PrismRunner", "")
+
+
+def is_dry_run(options: PipelineOptions) -> bool:
+    """True for `--dry_run=True`: the job is built (and checked) but never submitted, so there are
+    no results, counters or output files to read afterwards."""
+    from apache_beam.options.pipeline_options import TestOptions
+
+    return bool(options.view_as(TestOptions).dry_run)

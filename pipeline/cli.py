@@ -16,7 +16,7 @@ from typing import Sequence
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 
-from openwit.common.beamrun import pipeline_options
+from openwit.common.beamrun import is_dry_run, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.pipeline.candidates import NS, candidates_transform, expand_inputs
 from openwit.pipeline.candidates_io import load_queries
@@ -105,12 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if shards is None:
             raise UserError("--stage all needs the fetch stage (openwit.pipeline.shards), not available "
                             "in this version; use --stage candidates")
-    p = beam.Pipeline(options=pipeline_options(beam_args))
+    options = pipeline_options(beam_args)
+    p = beam.Pipeline(options=options)
     candidates = build_candidates(p, args)
     if shards is not None:
         shards.add_shard_stage(candidates, args, beam_args)
     result = p.run()
     result.wait_until_finish()
+    if is_dry_run(options):
+        print("dry run: the job was built and checked, nothing was submitted or written")
+        return 0
     counts = counters(result)
     print(summary(counts))
     if shards is not None and hasattr(shards, "finish_shards"):

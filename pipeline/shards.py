@@ -214,7 +214,8 @@ def counters(result) -> dict[str, int]:
 
 @cli_main
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m openwit.pipeline.shards", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m openwit.pipeline.shards", description=__doc__.split("\n")[0],
+                                     allow_abbrev=False)
     parser.add_argument("--candidates", required=True, help="candidate Parquet file(s): path or glob")
     parser.add_argument("--out", required=True, help="output folder (local, gs://, s3://)")
     parser.add_argument("--verbose", action="store_true")

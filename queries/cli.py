@@ -13,7 +13,7 @@ import logging
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from openwit.common.beamrun import pipeline_options
+from openwit.common.beamrun import is_dry_run, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.queries import dump, union, wordnet
 from openwit.queries.pipeline import Config, build
@@ -23,7 +23,7 @@ DUMP_SOURCES = {"unigram", "bigram"}
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(prog="openwit-queries", description=__doc__.splitlines()[0],
+    ap = argparse.ArgumentParser(prog="openwit-queries", description=__doc__.splitlines()[0], allow_abbrev=False,
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--out", required=True, help="output folder (local, gs://, s3://)")
     ap.add_argument("--wiki-dump", nargs="+", action="extend", default=[], metavar="F",
@@ -111,8 +111,12 @@ def main(argv=None) -> int:
     cfg = make_config(args)
     log.info("sources %s; %d dump task(s), %d pageview file(s), %d WordNet entries",
              ",".join(cfg.sources), len(cfg.tasks), len(cfg.pageviews), len(cfg.wordnet))
-    with beam.Pipeline(options=pipeline_options(beam_args)) as p:
+    options = pipeline_options(beam_args)
+    with beam.Pipeline(options=options) as p:
         build(p, cfg)
+    if is_dry_run(options):
+        print("dry run: the job was built and checked, nothing was submitted or written")
+        return 0
     with FileSystems.open(f"{cfg.out.rstrip('/')}/summary.json") as f:
         summary = json.loads(f.read())
     per = ", ".join(f"{k} {v:,}" for k, v in summary["entries_per_source"].items())

@@ -89,3 +89,35 @@ def test_run_shards_dry_run_touches_no_storage(monkeypatch, tmp_path, no_network
     totals = run_shards(CANDS, "gs://openwit-dryrun/out", _args("gs://openwit-dryrun/out"), _beam_args(tmp_path))
     assert totals == {}  # nothing ran, nothing read back
     assert no_network == []
+
+
+@pytest.mark.timeout(240)
+def test_build_cli_dry_run_builds_the_whole_job(monkeypatch, tmp_path, capsys, no_network):
+    """`openwit-build ... --runner DataflowRunner --dry_run=True`: candidates + shards, no storage, no traceback."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from openwit.pipeline import cli
+
+    monkeypatch.chdir(ROOT)
+    qdir = tmp_path / "queries"
+    qdir.mkdir()
+    pq.write_table(pa.table({"query": ["cat"], "source": ["unigram"], "score": [1.0]}), qdir / "queries.parquet")
+    pq.write_table(pa.table({"url": ["http://example.test/1.jpg"], "caption": ["a cat"]}), tmp_path / "in.parquet")
+    argv = ["--queries", str(qdir), "--input", str(tmp_path / "in.parquet"), "--out", "gs://openwit-dryrun/out",
+            *_beam_args(tmp_path)]
+    assert cli.main(argv) == 0
+    assert "dry run: the job was built" in capsys.readouterr().out
+    assert no_network == []
+
+
+@pytest.mark.timeout(240)
+def test_queries_cli_dry_run(monkeypatch, tmp_path, capsys, no_network, wordnet_dir):
+    from openwit.queries import cli as queries_cli
+
+    monkeypatch.chdir(ROOT)
+    argv = ["--out", "gs://openwit-dryrun/queries", "--sources", "numeral,wordnet", "--wordnet-dir", str(wordnet_dir),
+            *_beam_args(tmp_path)]
+    assert queries_cli.main(argv) == 0
+    assert "dry run: the job was built" in capsys.readouterr().out
+    assert no_network == []
