@@ -64,3 +64,15 @@ def setup_logging(verbose: bool = False) -> None:
     if not verbose:
         for name in ("apache_beam", "root"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        for handler in logging.getLogger().handlers:
+            if not any(isinstance(f, _HideUserErrorTracebacks) for f in handler.filters):
+                handler.addFilter(_HideUserErrorTracebacks())
+
+
+class _HideUserErrorTracebacks(logging.Filter):
+    """Drop Beam's ERROR record + traceback for a UserError raised in a DoFn: the CLI prints that
+    error as one line anyway (cli_main). Other errors keep their traceback (bugs need it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return exc is None or find_user_error(exc) is None

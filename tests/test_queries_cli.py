@@ -58,4 +58,10 @@ def test_bad_inputs_give_one_line_errors(tmp_path, wordnet_dir):
                           str(missing)), str(missing), "WordNet folder not found")
     _one_line_error(*_run("--out", str(tmp_path / "o"), "--wiki-dump", str(tmp_path / "nope*.bz2")),
                     "nope*.bz2", "no such")
+    # damage in the middle of a plain dump is found inside the pipeline (a DoFn): still one line
+    midcut = tmp_path / "enwiki-midcut.xml"
+    xml = demo_dump_xml(str(wordnet_dir), 200)
+    midcut.write_text(xml[: len(xml) * 2 // 3])
+    _one_line_error(*_run("--out", str(tmp_path / "o"), "--wiki-dump", str(midcut), "--sources", "unigram"),
+                    "enwiki-midcut.xml", "broken XML")
     assert not (tmp_path / "o").exists()
