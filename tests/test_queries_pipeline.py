@@ -169,3 +169,23 @@ def _tasks_of(ms):
     from openwit.queries import dump
     offsets = dump.read_index_offsets(dump.index_path(str(ms)))
     return dump.range_tasks(str(ms), offsets, ms.stat().st_size, 1)
+
+
+def test_titles_without_pageviews_rank_by_inlinks(tmp_path, shared_data):
+    """No --pageviews: titles are scored by links to them from the dump's articles, and the summary says so."""
+    assert main(["--out", str(tmp_path / "o"), "--wiki-dump", str(shared_data / EXCERPT), "--sources", "title"]) == 0
+    rows, summary = _read(tmp_path / "o")
+    assert summary["thresholds"]["title_score"] == "inlinks"
+    assert any("in-link counts" in note for note in summary["notes"])
+    raw, articles = _raw_articles(shared_data / EXCERPT)
+    titles = set(re.findall(r"<title>([^<:]*)</title>", raw))
+    naive = Counter()
+    for text in articles:  # [[Target|label]] / [[Target#section]], first letter upper-cased, _ → space
+        for target in re.findall(r"\[\[([^\[\]|#:]+)(?:#[^\[\]|]*)?(?:\|[^\[\]]*)?\]\]", text):
+            t = " ".join(target.replace("_", " ").split())
+            naive[t[:1].upper() + t[1:]] += 1
+    got = {r["query"]: r["score"] for r in rows}
+    assert got and all(r["source"] == "title" for r in rows)
+    assert set(got) <= titles
+    assert all(got[t] == naive[t] for t in got), [(t, got[t], naive[t]) for t in got if got[t] != naive[t]][:5]
+    assert summary["entries_per_source"]["title"] == len(got) > 50
