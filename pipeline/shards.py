@@ -26,6 +26,7 @@ from apache_beam.options.pipeline_options import TestOptions
 from openwit.common.beamrun import is_local, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.pipeline.shard_config import ShardConfig, add_shard_flags, shard_config
+from openwit.pipeline.shard_dedup import add_dedup_pass
 from openwit.pipeline.shard_fetch import check_committed
 from openwit.pipeline.shard_plan import bucket_of, bucket_offsets, rank_bucket, settings_fingerprint, sort_hash
 
@@ -103,11 +104,14 @@ def _shard_transform(candidates: beam.PCollection, cfg: ShardConfig) -> beam.PCo
                | "BucketCount" >> beam.combiners.Count.PerKey()
                | "BucketCounts" >> beam.combiners.ToDict()
                | "BucketOffsets" >> beam.Map(bucket_offsets))
-    return (keyed
-            | "GroupBucket" >> beam.GroupByKey()
-            | "Rank" >> beam.FlatMap(_ranked, beam.pvalue.AsSingleton(offsets), cfg.samples_per_shard)
-            | "GroupShard" >> beam.GroupByKey()
-            | "WriteShard" >> beam.ParDo(WriteShardFn(cfg)))
+    stats = (keyed
+             | "GroupBucket" >> beam.GroupByKey()
+             | "Rank" >> beam.FlatMap(_ranked, beam.pvalue.AsSingleton(offsets), cfg.samples_per_shard)
+             | "GroupShard" >> beam.GroupByKey()
+             | "WriteShard" >> beam.ParDo(WriteShardFn(cfg)))
+    if cfg.dedup_sha256:  # run-wide pass over the written shards (see shard_dedup)
+        add_dedup_pass(stats, cfg.out)
+    return stats
 
 
 def check_existing(cfg: ShardConfig, options) -> None:
