@@ -122,6 +122,6 @@ def add_shard_flags(parser: argparse.ArgumentParser, seed: bool = True) -> None:
     g.add_argument("--ignore-x-robots-tag", dest="respect_x_robots_tag", action="store_false", default=None,
                    help="do not honour X-Robots-Tag noai/noimageai/noindex/noimageindex (default: honoured)")
     g.add_argument("--image-threads", type=int, default=0, metavar="N", help="decode/resize threads (default: cores)")
-    g.add_argument("--dedup-sha256", action="store_true", help="drop exact duplicate images (per shard)")
+    g.add_argument("--dedup-sha256", action="store_true", help="drop exact duplicate images (same sha256) across the run")
     g.add_argument("--retry-failed", action="store_true",
                    help="re-fetch failed_to_download samples of committed shards")
