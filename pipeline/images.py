@@ -31,7 +31,7 @@ from openwit.pipeline.images_ops import (
     oriented_size,
     pad_square,
     plan_resize,
-    to_rgb,
+    to_rgb_or_l,
 )
 
 SUCCESS, FAILED, FILTERED = "success", "failed_to_resize", "filtered"
@@ -261,10 +261,12 @@ def _process(raw: bytes, s: ImageSettings, sha: str) -> ImageResult:
         except Exception as e:
             raise _pillow_failure(e, (ow, oh)) from None
         try:
-            rgb = to_rgb(im)
+            pixels = to_rgb_or_l(im)
         except Exception as e:
             raise _Rejected(FAILED, "unsupported_mode", f"mode {im.mode}: {e}", (ow, oh)) from None
-        out = _geometry(apply_orientation(rgb, orientation), target, final, s.image_size)
+        out = _geometry(apply_orientation(pixels, orientation), target, final, s.image_size)
+        if out.mode != "RGB":  # grey was kept as L for speed; the output is always RGB
+            out = out.convert("RGB")
         try:
             data = encode(out, s.output_format, s.quality)
         except Exception as e:

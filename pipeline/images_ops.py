@@ -79,11 +79,11 @@ def center_crop(im: Image.Image, size: int) -> Image.Image:
 
 
 def pad_square(im: Image.Image, size: int) -> Image.Image:
-    """Paste centered on a size×size white canvas (img2dataset's `border` mode)."""
+    """Paste centered on a size×size white canvas (img2dataset's `border` mode); RGB or L."""
     w, h = im.size
     if (w, h) == (size, size):
         return im
-    canvas = Image.new("RGB", (max(size, w), max(size, h)), _BORDER)
+    canvas = Image.new(im.mode, (max(size, w), max(size, h)), 255 if im.mode == "L" else _BORDER)
     canvas.paste(im, ((canvas.width - w) // 2, (canvas.height - h) // 2))
     return canvas
 
@@ -102,10 +102,17 @@ def _high_bit_to_l(im: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
 
 
-def to_rgb(im: Image.Image) -> Image.Image:
-    """Any Pillow mode → RGB; transparency (RGBA, LA, PA, P/L/RGB with tRNS) composited on white."""
+def to_rgb_or_l(im: Image.Image) -> Image.Image:
+    """Any Pillow mode → RGB, or L for opaque grey (L, 1, I;16*, I, F); transparency (RGBA, LA, PA,
+    P/L/RGB with tRNS) composited on white.
+
+    Grey stays one channel so that orienting, resizing and padding cost a third (Pillow keeps RGB as
+    4 bytes a pixel); `.convert("RGB")` afterwards gives the same pixels as converting first, because
+    each RGB channel would be resampled exactly like the L one."""
     if im.mode.startswith("I") or im.mode == "F":
-        return _high_bit_to_l(im).convert("RGB")
+        return _high_bit_to_l(im)
+    if im.mode in ("L", "1") and "transparency" not in im.info:
+        return im if im.mode == "L" else im.convert("L")
     has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
     if has_alpha:
         rgba = im.convert("RGBA")
