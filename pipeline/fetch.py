@@ -257,15 +257,18 @@ class Fetcher:
             max_bytes = s.max_bytes if image else MAX_ROBOTS_BYTES
             if resp.content_length is not None and resp.content_length > max_bytes:
                 return _Outcome("too_large", f"declared {resp.content_length} > {max_bytes} bytes", **base)
-            buf = bytearray()
+            chunks, size = [], 0  # joined once at the end: one copy of the body, not three
             async for chunk in resp.content.iter_chunked(_CHUNK):
-                buf += chunk
-                if len(buf) > max_bytes:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > max_bytes:
                     if not image:  # robots.txt: parse what fits, like Google
                         break
                     return _Outcome("too_large", f"body > {max_bytes} bytes", **base)
             complete = True
-            data = bytes(buf[:max_bytes])
+            data = b"".join(chunks)
+            if size > max_bytes:
+                data = data[:max_bytes]
             if not image:
                 return _Outcome(data=data, **base)
             if not data:
