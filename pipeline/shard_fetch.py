@@ -1,15 +1,17 @@
-"""Build one shard: fetch its URLs concurrently on one asyncio loop, decode/resize in a thread pool.
+"""Build shards: fetch their URLs concurrently on one asyncio loop, decode/resize in a thread pool.
 
-`ShardBuilder` owns the loop, the Fetcher (one aiohttp session) and the thread pool; the Beam DoFn
-makes one in `setup` and closes it in `teardown`. `build` decides resume/retry/fresh, writes the
-shard through `shard_writer`, and returns its stats. Progress is reported per sample to a callback.
+`ShardBuilder` owns the loop (run in its own thread), the Fetcher (one aiohttp session), the image
+thread pool and a writer thread; the Beam DoFn makes one in `setup` and closes it in `teardown`.
+`submit` decides resume/retry/fresh and starts a shard (several can be in flight); the shard is
+written through `shard_writer` and its Future yields the stats. Each sample is reported to a callback.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Callable
 
@@ -34,7 +36,10 @@ def check_committed(stats: dict, cfg: ShardConfig, fingerprint: str, shard: int)
 
 
 class ShardBuilder:
-    """One event loop + Fetcher + thread pool, reused for every shard a worker builds."""
+    """One event loop (in its own thread) + Fetcher + image thread pool + writer thread, reused for
+    every shard a worker builds. `submit` starts a shard and returns at once, so several shards can
+    be in flight: the next shard's downloads fill the slots that the previous one's slow or
+    timing-out URLs would leave idle, and a shard is written while the next one downloads."""
 
     def __init__(self, cfg: ShardConfig):
         from openwit.pipeline.fetch import Fetcher
@@ -43,22 +48,32 @@ class ShardBuilder:
         raise_pillow_limit(cfg.image)  # before the threads start: Pillow's own bomb limit is process-wide
         self.cfg = cfg
         self._process_image = process_image
-        self._loop = asyncio.new_event_loop()
         self._executor = ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="openwit-image")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="openwit-write")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="openwit-fetch-loop", daemon=True)
+        self._thread.start()
 
         async def _open():
             fetcher = Fetcher(cfg.fetch)
             await fetcher.__aenter__()
             return fetcher
 
-        self._fetcher = self._loop.run_until_complete(_open())
+        self._fetcher = self._run(_open())
+
+    def _run(self, coro):
+        """Run a coroutine on the builder's loop and wait for its result (from any other thread)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def close(self) -> None:
         try:
-            self._loop.run_until_complete(self._fetcher.__aexit__(None, None, None))
+            self._run(self._fetcher.__aexit__(None, None, None))
         finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
             self._loop.close()
             self._executor.shutdown(wait=True)
+            self._writer.shutdown(wait=True)
 
     def _image(self, raw: bytes):
         try:
@@ -92,36 +107,60 @@ class ShardBuilder:
         """Fetch and process every (key, candidate); one sample per candidate, in input order."""
         if not keyed:
             return []
-        return self._loop.run_until_complete(self._attempt(keyed, on_sample))
+        return self._run(self._attempt(keyed, on_sample))
 
     def build(self, shard: int, items: list[tuple[int, dict]], on_sample: OnSample | None = None
               ) -> tuple[str, dict]:
-        """Build (or skip, or retry) one shard; returns (what happened, its stats)."""
+        """Build (or skip, or retry) one shard and wait for it; returns (what happened, its stats)."""
+        return self.submit(shard, items, on_sample).result()
+
+    def submit(self, shard: int, items: list[tuple[int, dict]], on_sample: OnSample | None = None
+               ) -> Future:
+        """Start building one shard; a Future of (what happened, its stats).
+
+        The resume decision is made here, in the caller's thread: a shard committed with other
+        settings raises UserError at once. `on_sample` is called from the loop's thread."""
         cfg = self.cfg
         keyed = [(sample_key(shard, i, cfg.samples_per_shard), c) for i, c in sorted(items, key=lambda x: x[0])]
         cand_hash = candidates_hash(c["uid"] for _, c in keyed)
         fingerprint = settings_fingerprint(cfg.settings, cand_hash)
         old = sw.read_stats(cfg.out, shard)
-        start, start_wall = time.monotonic(), time.time()
         if old is not None:
             check_committed(old, cfg, fingerprint, shard)
             if not cfg.retry_failed or not old.get("failed_to_download"):
-                return "skipped", old
-            samples = sw.read_shard(cfg.out, shard)
+                skipped: Future = Future()
+                skipped.set_result(("skipped", old))
+                return skipped
+        else:
+            sw.remove_stale_temps(cfg.out, shard)
+        job = SimpleNamespace(shard=shard, keyed=keyed, cand_hash=cand_hash, fingerprint=fingerprint,
+                              retry=old is not None, start=time.monotonic(), start_wall=time.time())
+        return asyncio.run_coroutine_threadsafe(self._build(job, on_sample), self._loop)
+
+    async def _build(self, job: SimpleNamespace, on_sample: OnSample | None) -> tuple[str, dict]:
+        loop = asyncio.get_running_loop()
+        if job.retry:
+            samples = await loop.run_in_executor(self._writer, sw.read_shard, self.cfg.out, job.shard)
             failed = [(s["key"], s) for s in samples if s["status"] == "failed_to_download"]
-            retried = {s["key"]: s for s in self.attempt(failed, on_sample)}
+            retried = {s["key"]: s for s in await self._attempt(failed, on_sample)} if failed else {}
             samples = [retried.get(s["key"], s) for s in samples]
             action = "retried"
         else:
-            sw.remove_stale_temps(cfg.out, shard)
-            samples = self.attempt(keyed, on_sample)
+            samples = await self._attempt(job.keyed, on_sample) if job.keyed else []
             action = "written"
+        end_wall = time.time()
+        return await loop.run_in_executor(self._writer, self._write, job, samples, action, end_wall)
+
+    def _write(self, job: SimpleNamespace, samples: list[dict], action: str, end_wall: float
+               ) -> tuple[str, dict]:
+        """Stats, timing and the shard files (writer thread: the loop keeps downloading meanwhile)."""
+        cfg = self.cfg
         if cfg.dedup_sha256:
             samples = dedup_by_sha256(samples)
-        stats = sw.shard_stats(shard, samples, fingerprint, cfg.settings, cand_hash)
-        sw.write_timing(cfg.out, shard, start_wall, time.time(), action)
-        sw.write_shard(cfg.out, shard, samples, stats)
-        secs = time.monotonic() - start
-        log.info("shard %05d %s: %d/%d ok, %.1f s, %.0f samples/s", shard, action, stats["successes"],
+        stats = sw.shard_stats(job.shard, samples, job.fingerprint, cfg.settings, job.cand_hash)
+        sw.write_timing(cfg.out, job.shard, job.start_wall, end_wall, action)
+        sw.write_shard(cfg.out, job.shard, samples, stats)
+        secs = time.monotonic() - job.start
+        log.info("shard %05d %s: %d/%d ok, %.1f s, %.0f samples/s", job.shard, action, stats["successes"],
                  stats["count"], secs, len(samples) / max(secs, 1e-9))
         return action, stats

@@ -10,18 +10,23 @@ settings fingerprint matches, and the run stops with a one-line error naming the
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import logging
 import sys
 import threading
 import time
-from typing import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import Iterable, Iterator
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import TestOptions
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from openwit.common.beamrun import is_local, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
@@ -32,6 +37,9 @@ from openwit.pipeline.shard_plan import bucket_of, bucket_offsets, rank_bucket, 
 
 log = logging.getLogger("openwit.shards")
 NS = "shards"
+# Shards a worker builds at once: the next one downloads while the last URLs of the previous one
+# (slow or timing-out hosts) finish and while it is written. Memory: this many shards' images.
+SHARDS_IN_FLIGHT = 2
 
 
 class _Progress:
@@ -59,7 +67,12 @@ _PROGRESS = _Progress()
 
 
 class WriteShardFn(beam.DoFn):
-    """(shard, [(index, candidate)]) → the shard's files; yields its stats. Loop/session made in setup."""
+    """(shard, [(index, candidate)]) → the shard's files; yields its stats. Loop/session made in setup.
+
+    Up to SHARDS_IN_FLIGHT shards of a bundle are built at once (see ShardBuilder.submit); the
+    stats of finished shards are yielded as they come, the rest in finish_bundle. Per-sample counts
+    are gathered in the builder's thread and added to the Beam counters from the bundle's thread
+    (Beam's metrics container is per thread), once per shard rather than per sample."""
 
     def __init__(self, cfg: ShardConfig):
         self.cfg = cfg
@@ -67,24 +80,60 @@ class WriteShardFn(beam.DoFn):
     def setup(self):
         from openwit.pipeline.shard_fetch import ShardBuilder
         self.builder = ShardBuilder(self.cfg)
+        self._lock = threading.Lock()
+        self._counts: collections.Counter = collections.Counter()
 
     def teardown(self):
         builder = getattr(self, "builder", None)
         if builder is not None:
             builder.close()
 
+    def start_bundle(self):
+        self._pending: list[Future] = []
+
     def _count(self, sample: dict) -> None:
-        Metrics.counter(NS, sample["status"]).inc()
-        if sample.get("reason"):
-            Metrics.counter(NS, f"reason_{sample['reason']}").inc()
+        with self._lock:
+            self._counts[sample["status"]] += 1
+            if sample.get("reason"):
+                self._counts[f"reason_{sample['reason']}"] += 1
         if self.cfg.progress:
             _PROGRESS.update(sample)
 
+    def _flush_counts(self) -> None:
+        with self._lock:
+            counts, self._counts = self._counts, collections.Counter()
+        for name, n in counts.items():
+            Metrics.counter(NS, name).inc(n)
+
+    def _finished(self, keep: int) -> Iterator[dict]:
+        """Wait until at most `keep` shards are unfinished; the finished shards' stats."""
+        while sum(not f.done() for f in self._pending) > keep:
+            wait(self._pending, return_when=FIRST_COMPLETED)
+        done = [f for f in self._pending if f.done()]
+        self._pending = [f for f in self._pending if not f.done()]
+        self._flush_counts()
+        failed = next((f for f in done if f.exception() is not None), None)
+        if failed is not None:  # let the other shards end before the bundle fails (no stray writers)
+            wait(self._pending)
+            self._pending = []
+            raise failed.exception()
+        for f in done:
+            action, stats = f.result()
+            Metrics.counter(NS, f"shards_{action}").inc()
+            yield stats
+
     def process(self, element):
         shard, items = element
-        action, stats = self.builder.build(shard, list(items), self._count)
-        Metrics.counter(NS, f"shards_{action}").inc()
-        yield stats
+        try:
+            self._pending.append(self.builder.submit(shard, list(items), self._count))
+        except Exception:  # e.g. committed with other settings: let the running shards end first
+            wait(self._pending)
+            raise
+        yield from self._finished(keep=SHARDS_IN_FLIGHT - 1)
+
+    def finish_bundle(self):
+        for stats in self._finished(keep=0):
+            yield WindowedValue(stats, MIN_TIMESTAMP, [GlobalWindow()])
 
 
 def _keyed(cand: dict, seed) -> tuple[int, tuple[int, dict]]:
