@@ -44,7 +44,7 @@ setup(
     package_dir=PACKAGE_DIR,
     include_package_data=True,
     install_requires=[
-        "apache-beam[gcp]>=2.60",
+        "apache-beam[gcp,aws]>=2.60",
         "requests",
         "aiohttp>=3.9",
         "pillow>=10",

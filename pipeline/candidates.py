@@ -12,11 +12,11 @@ import math
 from typing import Iterable
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
 from openwit.common.errors import UserError
+from openwit.common.files import match_files
 from openwit.pipeline import balance
 from openwit.pipeline.candidates_io import (candidate_file_name, finish_candidates, load_queries,
                                             write_balance_meta, write_candidates, write_query_counts)
@@ -42,10 +42,7 @@ def expand_inputs(patterns: Iterable[str]) -> list[str]:
     """Files matched by the given paths/globs (local, gs://, s3://), sorted; UserError if one matches nothing."""
     files = []
     for pattern in patterns:
-        try:
-            found = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
-        except Exception as e:
-            raise UserError(f"cannot list input {pattern}: {e}") from None
+        found = match_files(pattern)
         if not found:
             raise UserError(f"input {pattern} matches no file")
         files.extend(found)

@@ -11,6 +11,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from openwit.common.atomic import atomic_write_bytes, atomic_write_text
 from openwit.common.errors import UserError
+from openwit.common.files import match_files
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def finish_candidates(out: str, written: list[str]) -> list[str]:
         written = [write_candidates(candidate_file_name(out, 0, 1), [])]
     keep = set(written)
     pattern = FileSystems.join(candidates_dir(out), "*.parquet")
-    stale = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list if m.path not in keep]
+    stale = [path for path in match_files(pattern) if path not in keep]
     if stale:
         log.info("removing %d candidate files of an earlier run", len(stale))
         FileSystems.delete(stale)

@@ -13,6 +13,8 @@ from typing import IO, NamedTuple
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from openwit.common.files import match_files
+
 _SHARD_FILE = re.compile(r"^(\d{5,})(_stats\.json|\.parquet)$")
 
 
@@ -28,11 +30,7 @@ def join(out_dir: str, name: str) -> str:
 
 def _names(out_dir: str, pattern: str) -> dict[str, str]:
     """{file name: full path} for files directly in out_dir matching the glob pattern."""
-    try:
-        results = FileSystems.match([join(out_dir, pattern)])
-    except Exception:  # Beam raises when nothing matches on some file systems
-        return {}
-    return {m.path.rstrip("/").rsplit("/", 1)[-1]: m.path for r in results for m in r.metadata_list}
+    return {path.rstrip("/").rsplit("/", 1)[-1]: path for path in match_files(join(out_dir, pattern))}
 
 
 def list_shards(out_dir: str) -> tuple[list[Shard], list[int]]:

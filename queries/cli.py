@@ -15,6 +15,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from openwit.common.beamrun import is_dry_run, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
+from openwit.common.files import match_files
 from openwit.queries import dump, union, wordnet
 from openwit.queries.pipeline import Config, build
 
@@ -53,13 +54,10 @@ def expand(patterns: list[str], what: str) -> list[str]:
     """Globs / gs:// patterns → sorted file paths; a pattern matching nothing is an error."""
     paths = []
     for pattern in patterns:
-        try:
-            found = FileSystems.match([pattern])[0].metadata_list
-        except Exception:  # Beam raises BeamIOError with backend details for bad paths
-            found = []
+        found = match_files(pattern)
         if not found:
             raise UserError(f"{pattern}: no such {what} file")
-        paths.extend(sorted(m.path for m in found))
+        paths.extend(found)
     return paths
 
 

@@ -53,3 +53,19 @@ def test_hashing_is_deterministic_and_keyed():
     assert hashing.uniform("a", key=1) != hashing.uniform("a", key=2)
     draws = [hashing.uniform(i, key=0) for i in range(20000)]
     assert 0 <= min(draws) and max(draws) < 1 and abs(sum(draws) / len(draws) - 0.5) < 0.01
+
+
+def test_match_files_lists_and_fails_loudly(tmp_path):
+    """No match is an empty list; a listing that fails is a UserError naming the path — never
+    mistaken for an empty folder (a resume check or a report would then silently see nothing)."""
+    import pytest
+
+    from openwit.common.files import match_files
+
+    (tmp_path / "b.json").write_text("{}")
+    (tmp_path / "a.json").write_text("{}")
+    assert match_files(str(tmp_path / "*.json")) == [str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    assert match_files(str(tmp_path / "nothing" / "*.json")) == []
+    with pytest.raises(errors.UserError) as e:  # a listing that cannot run (no such file system)
+        match_files("nosuchfs://bucket/out/*_stats.json")
+    assert str(e.value).startswith("cannot list nosuchfs://bucket/out/*_stats.json: ")

@@ -1,0 +1,35 @@
+"""Listing files through Beam FileSystems (local, gs://, s3://) with errors a user can act on.
+
+Beam returns an empty match when nothing matches; an exception means the listing itself failed
+(missing credentials, unknown bucket, a missing client package). That must not pass for "no files":
+a resume check or a report would then silently see an empty folder.
+"""
+from __future__ import annotations
+
+from apache_beam.io.filesystems import FileSystems
+
+from openwit.common.errors import UserError
+
+_HINTS = {"gs": " (gs:// needs Google credentials: `gcloud auth application-default login`)",
+          "s3": " (s3:// needs AWS credentials, e.g. AWS_ACCESS_KEY_ID / AWS_PROFILE)"}
+
+
+def ensure_options() -> None:
+    """Give Beam's file systems default options when no pipeline has set them yet (outside a
+    pipeline, e.g. openwit-stats): Beam's s3:// client refuses to start without them."""
+    if getattr(FileSystems, "_pipeline_options", None) is None:
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        FileSystems.set_options(PipelineOptions([]))
+
+
+def match_files(pattern: str) -> list[str]:
+    """Sorted paths matching `pattern` ([] when nothing matches); UserError when listing fails."""
+    ensure_options()
+    try:
+        results = FileSystems.match([pattern])
+    except Exception as e:  # noqa: BLE001 — Beam wraps every backend error in BeamIOError
+        scheme = pattern.split("://", 1)[0] if "://" in pattern else ""
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot list {pattern}: {detail}{_HINTS.get(scheme, '')}") from None
+    return sorted(m.path for r in results for m in r.metadata_list)
