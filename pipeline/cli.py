@@ -16,7 +16,7 @@ from typing import Sequence
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 
-from openwit.common.beamrun import is_dry_run, pipeline_options
+from openwit.common.beamrun import is_dry_run, is_local, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.pipeline.candidates import NS, candidates_transform, expand_inputs
 from openwit.pipeline.candidates_io import load_queries
@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_shard_flags(ap, seed=False)
     ap.add_argument("--no-report", dest="report", action="store_false",
                     help="skip the stats report (OUT/report/) at the end")
+    ap.add_argument("--tokenizer-vocab-size", type=int, default=32_000, metavar="N",
+                    help="train a byte-level BPE of N tokens on the captions → OUT/tokenizer.json, which "
+                         "openwit.loader uses by default (local runs; 0 = skip; default 32000)")
     ap.add_argument("--verbose", action="store_true", help="Beam's INFO logs too")
     return ap
 
@@ -52,6 +55,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, l
     args, beam_args = build_parser().parse_known_args(argv)
     if args.max_per_query < 1:
         raise UserError("--max-per-query must be at least 1")
+    if args.tokenizer_vocab_size and args.tokenizer_vocab_size < 514:
+        raise UserError("--tokenizer-vocab-size must be 0 (no tokenizer) or at least 514 (256 bytes × 2 + 2 specials)")
     if not args.oversample > 0:
         raise UserError("--oversample must be > 0 (e.g. 1.5 when about 2/3 of the URLs fetch)")
     return args, beam_args
@@ -119,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(summary(counts))
     if shards is not None and hasattr(shards, "finish_shards"):
         shards.finish_shards(args.out, beam_args, report=args.report)
+        if args.tokenizer_vocab_size and is_local(options):
+            from openwit.loader.dataset_tokenizer import train_dataset_tokenizer
+
+            train_dataset_tokenizer(args.out, args.tokenizer_vocab_size)
     if counts.get("extracted", 0) == 0 and counts.get("bad_input_file", 0):
         raise UserError(f"no candidates extracted; {counts['bad_input_file']} bad input file(s), see the warnings")
     return 0

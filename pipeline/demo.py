@@ -2,8 +2,9 @@
 
 1. a small Wikipedia dump + pageviews generated from WordNet glosses → `openwit-queries`
 2. a little web of generated images (served on 127.0.0.1) with captions → `openwit-build`
-   (extract → match → balance → fetch → resize → shards → report)
-3. a byte-level BPE tokenizer trained on the captions, then one epoch of `openwit.loader`.
+   (extract → match → balance → fetch → resize → shards → report → tokenizer.json, a byte-level
+   BPE trained on the captions)
+3. one epoch of `openwit.loader` over the shards.
 
 Nothing is read from ../shared: WordNet comes from Debian's wordnet-base, the photo from matplotlib.
 """
@@ -14,8 +15,6 @@ import glob
 import os
 import sys
 import time
-
-import pyarrow.parquet as pq
 
 from openwit.common.errors import UserError, cli_main
 from openwit.queries import cli as queries_cli
@@ -50,13 +49,14 @@ def run_build(out: str, qdir: str, server_url: str, pairs: list[tuple[str, str]]
     dataset = os.path.join(out, "dataset")
     rc = build_cli.main(["--queries", qdir, "--input", table, "--out", dataset,
                          "--samples-per-shard", "64", "--image-size", "128",
-                         "--max-per-query", str(max_per_query), "--allow-private-addresses"])
+                         "--max-per-query", str(max_per_query), "--allow-private-addresses",
+                         "--tokenizer-vocab-size", "600"])
     if rc:
         raise UserError(f"openwit-build failed (exit {rc})")
     return dataset
 
 
-def run_loader(dataset: str) -> tuple[int, tuple, tuple]:
+def run_loader(dataset: str) -> tuple[int, tuple, tuple, int]:
     import torch
 
     from openwit.loader import CaptionTokenizer, make_loader
@@ -64,18 +64,14 @@ def run_loader(dataset: str) -> tuple[int, tuple, tuple]:
     shards = sorted(glob.glob(os.path.join(dataset, "[0-9]" * 5 + ".tar")))
     if not shards:
         raise UserError(f"no shards written in {dataset}")
-    captions = []
-    for shard in shards:
-        rows = pq.read_table(shard[:-4] + ".parquet", columns=["caption", "status"]).to_pylist()
-        captions += [r["caption"] for r in rows if r["status"] == "success"]
-    tok = CaptionTokenizer.train(captions, vocab_size=600)
-    tok.save(os.path.join(dataset, "tokenizer.json"))
-    loader = make_loader(shards, batch_size=16, image_size=128, seed=0)
+    tok = CaptionTokenizer.from_file(os.path.join(dataset, "tokenizer.json"))  # openwit-build trained it
+    loader = make_loader(shards, batch_size=16, image_size=128, seed=0)  # finds that tokenizer.json itself
     n, shape_i, shape_t = 0, (), ()
     for images, tokens in loader:
         assert images.dtype == torch.float32 and tokens.shape[1] == 77
+        assert int(tokens.max()) < tok.vocab_size  # the dataset's own tokenizer, not another default
         n, shape_i, shape_t = n + 1, tuple(images.shape), tuple(tokens.shape)
-    return n, shape_i, shape_t
+    return n, shape_i, shape_t, tok.vocab_size
 
 
 @cli_main
@@ -102,9 +98,9 @@ def main(argv=None) -> int:
         dataset = run_build(args.out, qdir, server.url, pairs, args.max_per_query)
     _done(t0)
 
-    t0 = _step(3, "tokenizer trained on the captions; one epoch of openwit.loader")
-    n, shape_i, shape_t = run_loader(dataset)
-    print(f"   {n} batches: images {shape_i} float32, tokens {shape_t}")
+    t0 = _step(3, "one epoch of openwit.loader (tokenizer.json: BPE openwit-build trained on the captions)")
+    n, shape_i, shape_t, vocab = run_loader(dataset)
+    print(f"   {n} batches: images {shape_i} float32, tokens {shape_t}; tokenizer vocabulary {vocab}")
     _done(t0)
 
     print(f"\ndemo done in {time.time() - start:.0f} s. Look at:\n"

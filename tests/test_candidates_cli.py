@@ -4,8 +4,10 @@ import subprocess
 import sys
 
 import pyarrow as pa
+import pytest
 import pyarrow.parquet as pq
 
+from openwit.common.errors import UserError
 from openwit.pipeline import cli
 from openwit.pipeline.shard_config import shard_config
 from openwit.pipeline.text import naive_match
@@ -91,7 +93,9 @@ def test_build_flags_reach_the_shard_settings():
         "--max-bytes", "1000", "--retries", "0", "--concurrency", "9", "--per-host-connections", "3",
         "--per-host-rps", "0.5", "--max-redirects", "1", "--robots-txt", "--ignore-x-robots-tag",
         "--image-threads", "3", "--dedup-sha256", "--retry-failed", "--no-report", "--runner", "FnApiRunner"])
-    assert beam_args == ["--runner", "FnApiRunner"] and args.report is False
+    assert beam_args == ["--runner", "FnApiRunner"] and args.report is False and args.tokenizer_vocab_size == 32_000
+    with pytest.raises(UserError, match="--tokenizer-vocab-size"):
+        cli.parse_args(["--queries", "q", "--input", "a", "--out", "o", "--tokenizer-vocab-size", "100"])
     cfg = shard_config(args, local=True)
     assert (cfg.seed, cfg.samples_per_shard, cfg.threads, cfg.dedup_sha256, cfg.retry_failed) == (7, 500, 3, True, True)
     assert (cfg.image.image_size, cfg.image.resize_mode, cfg.image.resize_only_if_bigger, cfg.image.output_format,

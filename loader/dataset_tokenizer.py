@@ -1,0 +1,50 @@
+"""A caption tokenizer for a finished dataset: byte-level BPE trained on its successful captions,
+saved as `tokenizer.json` beside the shards — where `make_loader` looks for it by default.
+
+Captions are read from the shards' Parquet files (column reads, no image bytes), in shard order,
+so the same dataset gives the same tokenizer bytes.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Iterator
+
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from openwit.common.files import match_files
+from openwit.loader.tokenizer import CaptionTokenizer
+
+log = logging.getLogger(__name__)
+_SHARD_PARQUET = re.compile(r"/\d{5,}\.parquet$")
+MAX_CAPTIONS = 1_000_000
+
+
+def dataset_captions(out: str, limit: int = MAX_CAPTIONS) -> Iterator[str]:
+    """Captions of the `success` rows of OUT/NNNNN.parquet, shard by shard, at most `limit`."""
+    n = 0
+    for path in match_files(f"{out.rstrip('/')}/*.parquet"):
+        if not _SHARD_PARQUET.search(path):
+            continue
+        with FileSystems.open(path) as f:
+            table = pq.read_table(f, columns=["caption", "status"])
+        for caption, status in zip(table.column("caption").to_pylist(), table.column("status").to_pylist()):
+            if status == "success" and caption:
+                if n >= limit:
+                    return
+                n += 1
+                yield caption
+
+
+def train_dataset_tokenizer(out: str, vocab_size: int = 32_000, limit: int = MAX_CAPTIONS) -> str | None:
+    """Train on the dataset's captions and write OUT/tokenizer.json; None when there are no captions."""
+    captions = list(dataset_captions(out, limit))
+    if not captions:
+        log.warning("tokenizer: no successful captions in %s, no tokenizer.json written", out)
+        return None
+    tok = CaptionTokenizer.train(captions, vocab_size=vocab_size)
+    path = f"{out.rstrip('/')}/tokenizer.json"
+    tok.save(path)
+    log.info("tokenizer: byte-level BPE, %d tokens, trained on %d captions → %s", tok.vocab_size, len(captions), path)
+    return path
