@@ -33,3 +33,15 @@ def match_files(pattern: str) -> list[str]:
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot list {pattern}: {detail}{_HINTS.get(scheme, '')}") from None
     return sorted(m.path for r in results for m in r.metadata_list)
+
+
+def expand_patterns(patterns, what: str) -> list[str]:
+    """Every file of each path/glob in order (each pattern's matches sorted; a file given twice is
+    read twice); UserError naming the first pattern that matches nothing."""
+    paths = []
+    for pattern in patterns:
+        found = match_files(pattern)
+        if not found:
+            raise UserError(f"{pattern}: no such {what} file (the pattern matches no file)")
+        paths.extend(found)
+    return paths

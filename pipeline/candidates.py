@@ -15,8 +15,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
-from openwit.common.errors import UserError
-from openwit.common.files import match_files
+from openwit.common.files import expand_patterns
 from openwit.pipeline import balance
 from openwit.pipeline.candidates_io import (candidate_file_name, finish_candidates, load_queries,
                                             write_balance_meta, write_candidates, write_query_counts)
@@ -40,13 +39,7 @@ def _count(name: str, n: int = 1) -> None:
 
 def expand_inputs(patterns: Iterable[str]) -> list[str]:
     """Files matched by the given paths/globs (local, gs://, s3://), sorted; UserError if one matches nothing."""
-    files = []
-    for pattern in patterns:
-        found = match_files(pattern)
-        if not found:
-            raise UserError(f"input {pattern} matches no file")
-        files.extend(found)
-    return sorted(set(files))
+    return sorted(set(expand_patterns(patterns, "input")))
 
 
 class ExtractFn(beam.DoFn):

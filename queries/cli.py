@@ -15,7 +15,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from openwit.common.beamrun import is_dry_run, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
-from openwit.common.files import match_files
+from openwit.common.files import expand_patterns
 from openwit.queries import dump, union, wordnet
 from openwit.queries.pipeline import Config, build
 
@@ -52,13 +52,7 @@ def parse_args(argv=None):
 
 def expand(patterns: list[str], what: str) -> list[str]:
     """Globs / gs:// patterns → sorted file paths; a pattern matching nothing is an error."""
-    paths = []
-    for pattern in patterns:
-        found = match_files(pattern)
-        if not found:
-            raise UserError(f"{pattern}: no such {what} file")
-        paths.extend(found)
-    return paths
+    return expand_patterns(patterns, what)
 
 
 def dump_tasks(paths: list[str], streams_per_task: int) -> tuple[list[tuple], dict]:
