@@ -3,10 +3,12 @@
 One script, one machine, one run each, same input: N distinct URLs (the real photos in
 ../shared/data/images replicated with distinct query strings) served by tests/loopback_server.py in
 its own process; 256 px, border resize, JPEG q95, webdataset output, 1,000 samples per shard.
-Wall time includes each tool's start-up. Prints images/s and the ratio.
+Wall time includes each tool's start-up. Prints images/s and the ratio. With --repeat R the two
+tools run alternately R times (fresh output folders) and the medians are compared, so that a
+burst of other load on a small shared box does not decide the ratio; every run is printed.
 
     benchmarks/.venv-img2dataset/bin/pip install img2dataset==1.47.0   # once (own venv)
-    .venv/bin/python benchmarks/bench_download.py [--n 2000] [--photo-size 1600]
+    .venv/bin/python benchmarks/bench_download.py [--n 2000] [--photo-size 1600] [--repeat 3]
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import glob
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -72,8 +75,13 @@ def start_server(images_dir: str | None) -> tuple[subprocess.Popen, int, list[st
     return proc, port, paths
 
 
-def write_urls(port: int, paths: list[str], n: int) -> Path:
+def write_urls(port: int, paths: list[str], n: int, slow_every: int = 0) -> Path:
+    """N distinct URLs of the photos; with slow_every=K every K-th URL is a host that trickles its
+    body (1 byte/s for 30 s: tests/loopback_server.py /trickle/1/30), like a stalled web server."""
     urls = [f"http://127.0.0.1:{port}{paths[i % len(paths)]}?copy={i}" for i in range(n)]
+    if slow_every:
+        urls = [f"http://127.0.0.1:{port}/trickle/1/30?copy={i}" if i % slow_every == slow_every - 1 else u
+                for i, u in enumerate(urls)]
     rows = [{"url": u, "caption": f"image {i}", "uid": f"{i:032x}", "query_ids": [i % 10]}
             for i, u in enumerate(urls)]
     path = WORK / "urls.parquet"
@@ -90,7 +98,27 @@ def timed(name: str, cmd: list[str], env: dict | None = None) -> float:
     return secs
 
 
-def successes_img2dataset(out: Path) -> int:
+def run_img2dataset(urls: Path, out: Path, a: argparse.Namespace) -> float:
+    return timed("img2dataset", [
+        str(I2D_BIN), "--url_list", str(urls), "--input_format", "parquet", "--url_col", "url",
+        "--caption_col", "caption", "--output_format", "webdataset", "--output_folder", str(out),
+        "--image_size", "256", "--resize_mode", "border", "--encode_quality", "95",
+        "--number_sample_per_shard", "1000", "--processes_count", str(a.processes),
+        "--thread_count", str(a.threads), "--timeout", "10", "--retries", "0", "--enable_wandb", "False",
+        "--distributor", "multiprocessing"], env={"NO_ALBUMENTATIONS_UPDATE": "1"})
+
+
+def run_openwit(urls: Path, out: Path, a: argparse.Namespace) -> float:
+    return timed("openwit", [
+        sys.executable, "-m", "openwit.pipeline.shards", "--candidates", str(urls), "--out", str(out),
+        "--image-size", "256", "--resize-mode", "border", "--quality", "95",
+        "--samples-per-shard", "1000", "--concurrency", str(a.threads),
+        "--per-host-connections", str(a.threads), "--timeout", "10", "--retries", "0",
+        "--allow-private-addresses", "--no-report"])
+
+
+def successes(out: Path) -> int:
+    """Both tools write img2dataset-style `*_stats.json` with a `successes` count per shard."""
     return sum(json.loads(Path(p).read_text())["successes"] for p in glob.glob(str(out / "*_stats.json")))
 
 
@@ -101,41 +129,39 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=64, help="img2dataset thread_count / openwit concurrency")
     ap.add_argument("--photo-size", type=int, default=0,
                     help="serve the photos re-encoded as JPEG with this longer side (0: the originals)")
+    ap.add_argument("--repeat", type=int, default=1, help="alternate the two tools this many times")
+    ap.add_argument("--slow-every", type=int, default=0,
+                    help="make every K-th URL a stalled host (trickles 1 byte/s for 30 s); 0: none")
     a = ap.parse_args()
     if not I2D_BIN.exists():
         sys.exit(f"missing {I2D_BIN}: python3 -m venv benchmarks/.venv-img2dataset && "
                  "benchmarks/.venv-img2dataset/bin/pip install img2dataset==1.47.0")
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
+    load_before = os.getloadavg()[0]
     server, port, paths = start_server(web_sized_copies(a.photo_size) if a.photo_size else None)
+    rates: dict[str, list[float]] = {"img2dataset": [], "openwit": []}
     try:
-        urls = write_urls(port, paths, a.n)
-        common = dict(size="256", per_shard="1000")
-        i2d_out, ow_out = WORK / "img2dataset", WORK / "openwit"
-        i2d_secs = timed("img2dataset", [
-            str(I2D_BIN), "--url_list", str(urls), "--input_format", "parquet", "--url_col", "url",
-            "--caption_col", "caption", "--output_format", "webdataset", "--output_folder", str(i2d_out),
-            "--image_size", common["size"], "--resize_mode", "border", "--encode_quality", "95",
-            "--number_sample_per_shard", common["per_shard"], "--processes_count", str(a.processes),
-            "--thread_count", str(a.threads), "--timeout", "10", "--retries", "0", "--enable_wandb", "False",
-            "--distributor", "multiprocessing"], env={"NO_ALBUMENTATIONS_UPDATE": "1"})
-        ow_secs = timed("openwit", [
-            sys.executable, "-m", "openwit.pipeline.shards", "--candidates", str(urls), "--out", str(ow_out),
-            "--image-size", common["size"], "--resize-mode", "border", "--quality", "95",
-            "--samples-per-shard", common["per_shard"], "--concurrency", str(a.threads),
-            "--per-host-connections", str(a.threads), "--timeout", "10", "--retries", "0",
-            "--allow-private-addresses", "--no-report"])
+        urls = write_urls(port, paths, a.n, a.slow_every)
+        for r in range(a.repeat):
+            for name, run in (("img2dataset", run_img2dataset), ("openwit", run_openwit)):
+                out = WORK / f"{name}-{r}"
+                secs = run(urls, out, a)
+                ok = successes(out)
+                rates[name].append(ok / secs)
+                print(f"run {r + 1}/{a.repeat} {name:12s} {ok} images in {secs:5.1f} s = {ok / secs:6.1f} images/s",
+                      flush=True)
     finally:
         server.kill()
-    i2d_ok = successes_img2dataset(i2d_out)
-    ow_ok = sum(json.loads(Path(p).read_text())["successes"] for p in glob.glob(str(ow_out / "*_stats.json")))
-    i2d_rate, ow_rate = i2d_ok / i2d_secs, ow_ok / ow_secs
     what = f"JPEG {a.photo_size} px copies of" if a.photo_size else "original"
-    print(f"urls: {a.n} on 127.0.0.1 ({len(paths)} distinct {what} real images), 256 px border, "
-          f"cpus: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.1f}")
-    print(f"img2dataset 1.47.0: {i2d_ok} images in {i2d_secs:.1f} s = {i2d_rate:.1f} images/s")
-    print(f"openwit shards:     {ow_ok} images in {ow_secs:.1f} s = {ow_rate:.1f} images/s")
-    print(f"ratio openwit / img2dataset: {ow_rate / i2d_rate:.2f}x")
+    slow = f", every {a.slow_every}th a stalled host" if a.slow_every else ""
+    print(f"urls: {a.n} on 127.0.0.1 ({len(paths)} distinct {what} real images{slow}), 256 px border, "
+          f"cpus: {os.cpu_count()}, load average before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f}")
+    i2d, ow = statistics.median(rates["img2dataset"]), statistics.median(rates["openwit"])
+    label = "median " if a.repeat > 1 else ""
+    print(f"img2dataset 1.47.0: {label}{i2d:.1f} images/s")
+    print(f"openwit shards:     {label}{ow:.1f} images/s")
+    print(f"ratio openwit / img2dataset: {ow / i2d:.2f}x")
 
 
 if __name__ == "__main__":
