@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from openwit.common.atomic import atomic_open, atomic_write_bytes, atomic_write_text
+from openwit.common.files import match_files
 from openwit.pipeline.shard_sample import PARQUET_SCHEMA, STATUSES, meta_json, parquet_row, sample_from_row
 
 
@@ -129,10 +130,7 @@ def read_shard(out: str, shard: int) -> list[dict]:
 def remove_stale_temps(out: str, shard: int) -> int:
     """Delete temporary files a killed run left for this shard; returns how many."""
     pattern = f"{out.rstrip('/')}/.{shard:05d}*.tmp-*"
-    try:
-        found = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
-    except Exception:  # noqa: BLE001  (nothing matched / output folder not created yet)
-        return 0
+    found = match_files(pattern)
     if found:
         FileSystems.delete(found)
     return len(found)

@@ -30,6 +30,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from openwit.common.beamrun import is_local, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
+from openwit.common.files import match_files
 from openwit.pipeline.shard_config import ShardConfig, add_shard_flags, shard_config
 from openwit.pipeline.shard_dedup import add_dedup_pass
 from openwit.pipeline.shard_fetch import check_committed
@@ -169,11 +170,7 @@ def check_existing(cfg: ShardConfig, options) -> None:
     Skipped for `--dry_run=True` (build the job only: no storage access, no credentials)."""
     if options.view_as(TestOptions).dry_run:
         return
-    try:
-        found = sorted(m.path for r in FileSystems.match([f"{cfg.out}/*_stats.json"]) for m in r.metadata_list)
-    except Exception:  # noqa: BLE001  (no output folder yet)
-        return
-    for path in found[:1]:
+    for path in match_files(f"{cfg.out}/*_stats.json")[:1]:
         with FileSystems.open(path) as f:
             stats = json.loads(f.read().decode("utf-8"))
         if stats.get("settings") != json.loads(json.dumps(cfg.settings, default=str)):
@@ -203,11 +200,7 @@ def summarize(out: str) -> dict:
     """Totals over the committed shards' stats."""
     totals = {"shards": 0, "count": 0, "successes": 0, "failed_to_download": 0, "failed_to_resize": 0,
               "filtered": 0}
-    try:
-        paths = [m.path for r in FileSystems.match([f"{out.rstrip('/')}/*_stats.json"]) for m in r.metadata_list]
-    except Exception:  # noqa: BLE001
-        paths = []
-    for path in paths:
+    for path in match_files(f"{out.rstrip('/')}/*_stats.json"):
         with FileSystems.open(path) as f:
             stats = json.loads(f.read().decode("utf-8"))
         totals["shards"] += 1
@@ -243,7 +236,7 @@ def run_shards(candidate_rows_or_glob: str | Iterable[dict], out: str, args: arg
     check_existing(cfg, options)
     _show_progress(cfg)
     if isinstance(candidate_rows_or_glob, str) and not options.view_as(TestOptions).dry_run:
-        if not FileSystems.match([candidate_rows_or_glob])[0].metadata_list:
+        if not match_files(candidate_rows_or_glob):
             raise UserError(f"no candidate files match {candidate_rows_or_glob}")
     p = beam.Pipeline(options=options)
     if isinstance(candidate_rows_or_glob, str):
