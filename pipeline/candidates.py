@@ -16,6 +16,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
 from openwit.common.files import expand_patterns
+from openwit.common.progress import progress
 from openwit.pipeline import balance
 from openwit.pipeline.candidates_io import (candidate_file_name, finish_candidates, load_queries,
                                             write_balance_meta, write_candidates, write_query_counts)
@@ -50,8 +51,12 @@ class ExtractFn(beam.DoFn):
 
     def process(self, path: str):
         _count("input_files")
+        report, seen = progress("candidates: extracting"), 0
         try:
             for record, reason in extract_file(path, *self._cols):
+                seen += 1
+                if seen % 10_000 == 0:
+                    report.add(records=10_000)
                 if record is None:
                     _count(reason)
                 else:
@@ -60,6 +65,7 @@ class ExtractFn(beam.DoFn):
         except BadInput as e:
             log.warning("bad input file %s %s (skipped the rest of it)", path, e)
             _count("bad_input_file")
+        report.add(records=seen % 10_000, files=1)
 
 
 class FirstOccurrence(beam.CombineFn):

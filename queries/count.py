@@ -18,6 +18,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
+from openwit.common.progress import progress
 from openwit.queries import pageviews, wikitext
 from openwit.queries.dump import Task, read_task
 
@@ -75,9 +76,11 @@ class CountPagesFn(beam.DoFn):
         uni, bi, links, stats = self.counts[UNIGRAM], self.counts[BIGRAM], self.counts[LINK], self.stats
         read_stats: dict = {}
         stats["tasks"] += 1
+        report = progress("queries: reading dumps")
         for page in read_task(Task(*task), read_stats):
             stats["pages"] += 1
             self.pages.inc()
+            report.add(pages=1)
             if page.ns != 0:
                 stats["skipped_non_article"] += 1
                 self.non_article.inc()
@@ -102,6 +105,7 @@ class CountPagesFn(beam.DoFn):
             if len(uni) + len(bi) + len(links) > self.flush_at:
                 yield from self._flush(windowed=False)
         stats["xml_bytes"] += read_stats.get("xml_bytes", 0)
+        report.add(tasks=1, xml_mb=read_stats.get("xml_bytes", 0) / 1e6)
 
     def finish_bundle(self):
         yield from self._flush(windowed=True)

@@ -69,3 +69,22 @@ def test_match_files_lists_and_fails_loudly(tmp_path):
     with pytest.raises(errors.UserError) as e:  # a listing that cannot run (no such file system)
         match_files("nosuchfs://bucket/out/*_stats.json")
     assert str(e.value).startswith("cannot list nosuchfs://bucket/out/*_stats.json: ")
+
+
+def test_progress_lines_are_throttled_and_shared(caplog):
+    import logging
+
+    from openwit.common.progress import Progress, progress
+
+    assert progress("x: test") is progress("x: test")
+    p = Progress("reading", every=3600)
+    with caplog.at_level(logging.INFO, logger="openwit.progress"):
+        for _ in range(1000):
+            p.add(pages=1)
+        p.add(pages=0, mb=2.5)
+    assert not caplog.records  # nothing before `every` seconds have passed
+    assert p.line().startswith("reading: pages 1,000, mb 2.5 (") and p.line().endswith(" pages/s)")
+    fast = Progress("reading", every=0)
+    with caplog.at_level(logging.INFO, logger="openwit.progress"):
+        fast.add(pages=3)
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["reading: pages 3"]
