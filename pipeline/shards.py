@@ -15,7 +15,6 @@ import json
 import logging
 import sys
 import threading
-import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Iterable, Iterator
 
@@ -31,6 +30,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from openwit.common.beamrun import is_local, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.common.files import match_files
+from openwit.common.progress import progress
 from openwit.pipeline.shard_config import ShardConfig, add_shard_flags, shard_config
 from openwit.pipeline.shard_dedup import add_dedup_pass
 from openwit.pipeline.shard_fetch import check_committed
@@ -41,30 +41,6 @@ NS = "shards"
 # Shards a worker builds at once: the next one downloads while the last URLs of the previous one
 # (slow or timing-out hosts) finish and while it is written. Memory: this many shards' images.
 SHARDS_IN_FLIGHT = 2
-
-
-class _Progress:
-    """Process-wide progress lines (samples/s) for local runs, where DoFns run in this process."""
-
-    def __init__(self, every: float = 10.0):
-        self.every, self.lock = every, threading.Lock()
-        self.start = self.last = 0.0
-        self.done = self.ok = 0
-
-    def update(self, sample: dict) -> None:
-        with self.lock:
-            if not self.done:
-                self.start = self.last = time.monotonic()
-            self.done += 1
-            self.ok += sample["status"] == "success"
-            now = time.monotonic()
-            if now - self.last >= self.every:
-                self.last = now
-                log.info("shards: %d samples attempted, %d ok, %.0f samples/s", self.done, self.ok,
-                         self.done / max(now - self.start, 1e-9))
-
-
-_PROGRESS = _Progress()
 
 
 class WriteShardFn(beam.DoFn):
@@ -98,7 +74,7 @@ class WriteShardFn(beam.DoFn):
             if sample.get("reason"):
                 self._counts[f"reason_{sample['reason']}"] += 1
         if self.cfg.progress:
-            _PROGRESS.update(sample)
+            progress("shards").add(samples=1, ok=int(sample["status"] == "success"))
 
     def _flush_counts(self) -> None:
         with self._lock:
