@@ -95,22 +95,21 @@ def build_list(sources: Iterable[str], wordnet: Iterable[str] = (), unigrams: It
             ql.thresholds["unigram_count_capped_at"] = last
     if "bigram" in sources:
         items = ranked(bigrams)
-        if min_pmi is not None:
-            _take(ql, "bigram", items, None, min_pmi)
-            ql.thresholds["min_pmi"] = min_pmi
-        else:
-            budget = max(0, min(round(BIGRAM_SHARE * size), size - len(ql.entries)))
-            # PMI ≤ 0 means no association at all: never worth a place, whatever the budget
-            last, _ = _take(ql, "bigram", [kv for kv in items if kv[1] > 0], budget, None)
-            ql.thresholds["min_pmi"] = last
-        ql.thresholds["min_pmi_chosen_by"] = "flag" if min_pmi is not None else "budget"
+        if min_pmi is None:  # PMI ≤ 0 means no association at all: never worth a place, whatever the budget
+            items = [kv for kv in items if kv[1] > 0]
+        budget = max(0, min(round(BIGRAM_SHARE * size), size - len(ql.entries)))
+        _take_above(ql, "bigram", items, min_pmi, budget, "min_pmi")
     if "title" in sources:
-        items = ranked(titles)
-        if min_title_views is not None:
-            _take(ql, "title", items, None, min_title_views)
-            ql.thresholds["min_title_score"] = min_title_views
-        else:
-            last, _ = _take(ql, "title", items, max(0, size - len(ql.entries)), None)
-            ql.thresholds["min_title_score"] = last
-        ql.thresholds["min_title_score_chosen_by"] = "flag" if min_title_views is not None else "budget"
+        _take_above(ql, "title", ranked(titles), min_title_views, max(0, size - len(ql.entries)), "min_title_score")
     return ql
+
+
+def _take_above(ql: QueryList, source: str, items, fixed, budget: int, key: str) -> None:
+    """Entries scoring ≥ `fixed` when given (a flag), else the best `budget` ones; records the
+    threshold used as thresholds[key] and how it was chosen as thresholds[key + "_chosen_by"]."""
+    if fixed is not None:
+        _take(ql, source, items, None, fixed)
+        ql.thresholds[key] = fixed
+    else:
+        ql.thresholds[key], _ = _take(ql, source, items, budget, None)
+    ql.thresholds[f"{key}_chosen_by"] = "flag" if fixed is not None else "budget"
