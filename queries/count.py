@@ -115,7 +115,8 @@ class CountPagesFn(beam.DoFn):
 
 
 class MergeCounts(beam.CombineFn):
-    """Add up `{key: count}` dicts (one hash bucket's partial counts)."""
+    """Add up `{key: count}` dicts (a hash bucket's partial counts, or the read stats); an empty
+    input gives {}."""
 
     def create_accumulator(self):
         return Counter()
@@ -126,33 +127,15 @@ class MergeCounts(beam.CombineFn):
 
     def merge_accumulators(self, accs):
         accs = iter(accs)
-        out = next(accs)
-        for a in accs:
+        out = next(accs, None)
+        if out is None:
+            return Counter()
+        for a in accs:  # updates the first accumulator in place: no copy of the biggest dict
             out.update(a)
         return out
 
     def extract_output(self, acc):
         return dict(acc)
-
-
-class SumDicts(beam.CombineFn):
-    """Add up stats dicts key by key; an empty input gives {}."""
-
-    def create_accumulator(self):
-        return Counter()
-
-    def add_input(self, acc, d):
-        acc.update(d)
-        return acc
-
-    def merge_accumulators(self, accs):
-        out = Counter()
-        for a in accs:
-            out.update(a)
-        return out
-
-    def extract_output(self, acc):
-        return dict(sorted(acc.items()))
 
 
 class ParsePageviewsFn(beam.DoFn):

@@ -14,7 +14,7 @@ import apache_beam as beam
 
 from openwit.queries import output, union
 from openwit.queries.count import (BIGRAM, LINK, STATS, TITLE, UNIGRAM, CountPagesFn, MergeCounts,
-                                   ParsePageviewsFn, SumDicts, frequent)
+                                   ParsePageviewsFn, frequent)
 from openwit.queries.pmi import pmi
 
 
@@ -103,7 +103,7 @@ def build(p: beam.Pipeline, cfg: Config) -> None:
         counted = (p | "Tasks" >> beam.Create(cfg.tasks) | "Spread" >> beam.Reshuffle()
                    | "CountPages" >> beam.ParDo(CountPagesFn(want_words, want_titles, want_titles and not cfg.pageviews))
                    .with_outputs(UNIGRAM, BIGRAM, TITLE, LINK, STATS))
-        stats = counted[STATS] | "SumStats" >> beam.CombineGlobally(SumDicts())
+        stats = counted[STATS] | "SumStats" >> beam.CombineGlobally(MergeCounts())
         if want_words:
             low = min(cfg.min_unigram_count, cfg.min_bigram_count)
             uni = (counted[UNIGRAM] | "MergeUnigrams" >> beam.CombinePerKey(MergeCounts())
