@@ -23,9 +23,28 @@ def ensure_options() -> None:
         FileSystems.set_options(PipelineOptions([]))
 
 
+def check_s3_credentials(path: str) -> None:
+    """Fail at once when an s3:// path has no AWS credentials anywhere: Beam's S3 client would
+    otherwise retry for minutes before giving up."""
+    from apache_beam.options.pipeline_options import S3Options
+
+    ensure_options()
+    if FileSystems._pipeline_options.view_as(S3Options).s3_access_key_id:
+        return
+    try:
+        import boto3
+    except ImportError:
+        raise UserError(f"{path}: s3:// needs boto3 (pip install 'apache-beam[aws]')") from None
+    if boto3.session.Session().get_credentials() is None:
+        raise UserError(f"{path}: no AWS credentials found — set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or "
+                        f"AWS_PROFILE, or pass --s3_access_key_id/--s3_secret_access_key")
+
+
 def match_files(pattern: str) -> list[str]:
     """Sorted paths matching `pattern` ([] when nothing matches); UserError when listing fails."""
     ensure_options()
+    if pattern.startswith("s3://"):
+        check_s3_credentials(pattern)
     try:
         results = FileSystems.match([pattern])
     except Exception as e:  # noqa: BLE001 — Beam wraps every backend error in BeamIOError

@@ -55,7 +55,7 @@ def test_hashing_is_deterministic_and_keyed():
     assert 0 <= min(draws) and max(draws) < 1 and abs(sum(draws) / len(draws) - 0.5) < 0.01
 
 
-def test_match_files_lists_and_fails_loudly(tmp_path):
+def test_match_files_lists_and_fails_loudly(tmp_path, monkeypatch):
     """No match is an empty list; a listing that fails is a UserError naming the path — never
     mistaken for an empty folder (a resume check or a report would then silently see nothing)."""
     import pytest
@@ -66,6 +66,13 @@ def test_match_files_lists_and_fails_loudly(tmp_path):
     (tmp_path / "a.json").write_text("{}")
     assert match_files(str(tmp_path / "*.json")) == [str(tmp_path / "a.json"), str(tmp_path / "b.json")]
     assert match_files(str(tmp_path / "nothing" / "*.json")) == []
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata lookup (network)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with pytest.raises(errors.UserError, match="no AWS credentials found"):  # at once, not after Beam's retries
+        match_files("s3://openwit-test-bucket/out/*_stats.json")
     with pytest.raises(errors.UserError) as e:  # a listing that cannot run (no such file system)
         match_files("nosuchfs://bucket/out/*_stats.json")
     assert str(e.value).startswith("cannot list nosuchfs://bucket/out/*_stats.json: ")
