@@ -7,10 +7,14 @@ parts of `S.split(" ")` (the parts between two spaces; empty parts included, so 
 spacing behave as in MetaCLIP). So the automaton is a trie over token ids instead of characters.
 
 MetaCLIP scans each text with a character Aho-Corasick automaton and gathers matches in a Python
-loop per match. Here a whole batch is spaced and split by Arrow kernels (two regex passes and one
-split), its distinct tokens are mapped to vocabulary ids with one hash join, and the trie is walked
-for every start position at once, one NumPy step per query length (edges in a vectorised hash map).
-Only a list slice per text is left in Python. Query strings are unique (queries.parquet contract).
+loop per match. Here a whole batch is encoded to UTF-8 once (Arrow) and cut into those parts by
+NumPy over its bytes, without building the spaced text: spaces, tabs and newlines end a part, and
+each of MetaCLIP's seven marks is a one-byte part of its own (all ASCII, so never inside a UTF-8
+character). A part of up to 7 bytes *is* its 64-bit key (bytes + length); a longer one is hashed
+and, when the hash finds a vocabulary token, compared with it byte by byte, so ids are exact. The
+trie is then walked for every start position at once, one NumPy step per query length (edges in a
+vectorised hash map). Only a list slice per text is left in Python. Query strings are unique
+(queries.parquet contract).
 """
 from __future__ import annotations
 
@@ -21,11 +25,14 @@ from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-_PUNCTS_RE = r"([,.;:?!`])"  # MetaCLIP pads these seven with spaces
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CHARS_TO_SPACE = ("\t", "\n", "\r")
+_SEPARATORS = b" \t\n\r"     # end a part (tabs and newlines are spaces in the spaced text)
+_MARKS = b",.;:?!`"          # MetaCLIP pads these with spaces: each is a part of its own
+_SHORT = 7                   # parts of up to 7 bytes are their own key: bytes, then the length
+_MASKS = np.array([(1 << 8 * k) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
+_LONG_TAG = np.uint64(1 << 62)  # set in every hashed key, never in a short one (length ≤ 7 < 64)
 
 
 class Matcher:
@@ -52,7 +59,7 @@ class Matcher:
                     next_node += 1
                 node = child
             terminal[node] = qid
-        self._vocab_array = pa.array(list(vocab), type=pa.string())  # token id = position
+        self._set_vocab(list(vocab))
         used = set().union(*vocab)
         self._absent = next(chr(c) for c in range(0xE000, 0x110000) if chr(c) not in used)
         self._tok_bits = max(n_vocab, 1).bit_length()   # edge key = parent << tok_bits | token
@@ -65,16 +72,34 @@ class Matcher:
         self._edges = IntMap(np.array([(p << self._tok_bits) | t for p, t in edges], dtype=np.int64),
                              np.array(list(edges.values()), dtype=np.int64))
 
-    def _token_ids(self, tokens: pa.Array) -> np.ndarray:
-        """Vocabulary id of every token (-1 if no query has it). The batch's distinct tokens are
-        found by hashing the batch; the vocabulary is then probed against that small set (Arrow
-        hashes its value set on every call, so hashing the big vocabulary each batch would cost more)."""
-        coded = tokens.dictionary_encode()
-        where = pc.index_in(self._vocab_array, value_set=coded.dictionary)
-        valid = where.is_valid().to_numpy(zero_copy_only=False)
-        ids = np.full(len(coded.dictionary), -1, dtype=np.int64)
-        ids[where.to_numpy(zero_copy_only=False)[valid].astype(np.int64)] = np.flatnonzero(valid)
-        return ids[coded.indices.to_numpy()]
+    def _set_vocab(self, tokens: list[str]) -> None:
+        """Key every vocabulary token; the hash seed is bumped until no two long tokens share a key."""
+        arr = pa.array(tokens, type=pa.string())
+        data, offsets = _utf8(arr)
+        self._vwords = _words(data)
+        self._vstart = offsets[:-1].astype(np.int64)
+        self._vlen = np.diff(offsets).astype(np.int64)
+        for self._seed in range(64):  # a 62-bit hash: a second seed is already rare
+            keys = _keys(self._vwords, self._vstart, self._vlen, self._seed)[0]
+            if np.unique(keys).size == keys.size:
+                break
+        else:
+            raise RuntimeError("vocabulary token keys keep colliding: the key function is broken")
+        self._vocab = IntMap(keys, np.arange(keys.size, dtype=np.int64))
+
+    def _token_ids(self, data: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+        """Vocabulary id of every part (-1 if no query has it); hashed ones are checked byte by byte."""
+        keys, long, chunks = _keys(_words(data), start, length, self._seed)
+        ids = self._vocab.get(keys)
+        if long.size:
+            cand, (words, owner, at, mask) = ids[long], chunks
+            ok = cand >= 0
+            ok[ok] = self._vlen[cand[ok]] == length[long[ok]]
+            check = np.flatnonzero(ok[owner])  # same length: compare each 8-byte chunk
+            theirs = self._vwords[self._vstart[cand[owner[check]]] + at[check]] & mask[check]
+            ok[owner[check[theirs != words[check]]]] = False
+            ids[long[~ok]] = -1
+        return ids
 
     def match(self, text: str) -> list[int]:
         """Sorted unique ids of the queries matching one text."""
@@ -92,19 +117,12 @@ class Matcher:
             return self.match_many(texts[:half]) + self.match_many(texts[half:])
         except UnicodeEncodeError:  # lone surrogates have no UTF-8: stand in a character no query has
             return self.match_many([_SURROGATE.sub(self._absent, t) for t in texts])
-        # MetaCLIP's spacing in two regex passes over the whole batch (one for the marks, one for
-        # tab/newline when the batch has any; a memchr over the buffer is cheaper than a no-op pass).
-        arr = pc.replace_substring_regex(arr, _PUNCTS_RE, r" \1 ")
-        data = bytes(arr.buffers()[2] or b"")
-        if b"\t" in data or b"\n" in data or b"\r" in data:
-            arr = pc.replace_substring_regex(arr, "[\t\n\r]", " ")
-        # spaced(t) = " " + arr[i] + " ": its interior parts are exactly arr[i].split(" ").
-        parts = pc.split_pattern(arr, " ")
-        bounds = parts.offsets.to_numpy()
-        tok = self._token_ids(parts.flatten())
-        text_of = np.repeat(np.arange(n), np.diff(bounds))
+        data, offsets = _utf8(arr)
+        start, length, last_tok = split_parts(data, offsets[1:].astype(np.int64))
+        tok = self._token_ids(data, start, length)
         last = np.zeros(tok.size, dtype=bool)
-        last[bounds[1:] - 1] = True  # a text's last token: no walk may step into the next text
+        last[last_tok] = True  # a text's last token: no walk may step into the next text
+        text_of = np.repeat(np.arange(n), np.diff(last_tok, prepend=-1))
         # Step 1 (one-token queries) over all positions at once, then walk the longer ones.
         qid = self._node_qid[tok]
         found = np.flatnonzero(qid >= 0)
@@ -135,6 +153,85 @@ class Matcher:
             return [values[a:b] for a, b in zip(offsets, offsets[1:])]
 
 
+def split_parts(data: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The interior parts of `spaced(text).split(" ")` for texts laid end to end in `data` (UTF-8,
+    text i ends at byte ends[i]), as byte ranges: (start, length, index of each text's last part).
+
+    Every separator byte ends a part; a mark ends a part, is a part, and starts the next one; a
+    text's end ends its last part. So the parts are cut at "boundaries" (end, next start): a
+    separator at d gives (d, d+1), a mark at d gives (d, d) and (d+1, d+1), a text end e gives (e, e).
+    """
+    is_sep = data == _SEPARATORS[0]
+    for b in _SEPARATORS[1:]:
+        is_sep |= data == b
+    is_cut = is_sep.copy()
+    for b in _MARKS:
+        is_cut |= data == b
+    cut = np.flatnonzero(is_cut)
+    mark = ~is_sep[cut]
+    marks_before = np.zeros(cut.size + 1, dtype=np.int64)
+    np.cumsum(mark, out=marks_before[1:])
+    cuts_before_end = np.searchsorted(cut, ends)  # cuts in earlier texts or this one
+    ends_before_cut = np.cumsum(np.bincount(cuts_before_end, minlength=cut.size + 1)[:cut.size])
+    # Position of each boundary in the ordered list: at equal positions a mark's second boundary
+    # comes first (it closes the mark's own part), then a text end, then a cut starting there.
+    at_cut = np.arange(cut.size) + marks_before[:-1] + ends_before_cut
+    at_end = cuts_before_end + marks_before[cuts_before_end] + np.arange(ends.size)
+    total = cut.size + int(marks_before[-1]) + ends.size
+    stop, nxt = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+    stop[at_cut], nxt[at_cut] = cut, cut + ~mark
+    after_mark, past = at_cut[mark] + 1, cut[mark] + 1
+    stop[after_mark], nxt[after_mark] = past, past
+    stop[at_end], nxt[at_end] = ends, ends
+    start = np.empty(total, dtype=np.int64)
+    start[0], start[1:] = 0, nxt[:-1]
+    return start, stop - start, at_end
+
+
+def _utf8(arr: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
+    """A fresh (offset 0) Arrow string array's UTF-8 bytes and int32 offsets, zero-copy."""
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1)
+    buf = arr.buffers()[2]
+    data = np.frombuffer(buf, dtype=np.uint8, count=int(offsets[-1])) if buf is not None else np.zeros(0, np.uint8)
+    return data, offsets
+
+
+def _words(data: np.ndarray) -> np.ndarray:
+    """w[i] = the 8 bytes from byte i on, little-endian, zero past the end (a stride-1 view)."""
+    pad = np.zeros(data.size + 8, dtype=np.uint8)
+    pad[:data.size] = data
+    return np.ndarray((data.size + 1,), dtype="<u8", buffer=pad, strides=(1,))
+
+
+def _keys(words: np.ndarray, start: np.ndarray, length: np.ndarray, seed: int):
+    """64-bit key of each part: its bytes and length for ≤ 7 bytes (exact), else a hash of its
+    8-byte chunks tagged with bit 62. Also the long parts' indices and chunks (words, owner, chunk
+    offset, mask) for checking a hash hit."""
+    keys = words[start] & _MASKS[np.minimum(length, 8)] | (length.astype(np.uint64) << np.uint64(56))
+    long = np.flatnonzero(length > _SHORT)
+    chunks = None
+    if long.size:
+        n_chunks = (length[long] + 7) >> 3
+        first = np.cumsum(n_chunks) - n_chunks
+        owner = np.repeat(np.arange(long.size), n_chunks)
+        at = (np.arange(owner.size) - first[owner]) * 8
+        mask = _MASKS[np.minimum(length[long][owner] - at, 8)]
+        chunk_words = words[start[long][owner] + at] & mask
+        h = _mix(chunk_words ^ _mix(at.astype(np.uint64) + np.uint64(seed)))
+        h = _mix(np.add.reduceat(h, first) ^ length[long].astype(np.uint64))
+        keys[long] = (h >> np.uint64(2)) | _LONG_TAG
+        chunks = (chunk_words, owner, at, mask)
+    return keys.view(np.int64), long, chunks
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser (wrapping uint64 arithmetic)."""
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
 class IntMap:
     """A read-only hash map from non-negative int64 keys to int64 values, looked up vectorised
     (open addressing, linear probing, load ≤ 1/2: one or two gathers per key instead of a binary

@@ -2,6 +2,7 @@
 import random
 
 import ahocorasick
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -107,3 +108,55 @@ def test_lone_surrogates_and_no_queries():
     texts = ["a\ud800b cat", "cat\udfff", "\ue000 x"]
     assert Matcher(queries).match_many(texts) == [naive_match(t, queries) for t in texts] == [[0], [], [2]]
     assert Matcher([]).match_many(["anything at all", ""]) == [[], []]
+
+
+PIECES = ["cat", "Cat", "über", "東京", "naïve", "x", "ab", "a\x00b", "😀", "abcdefg", "abcdefgh", "abcdefgh1",
+          "abcdefgi", "abcdefga", "supercalifragilistic", "supercalifragilistiC", "über-größenänderung", "-", "'", "\u00a0",
+          "\u3000", "\x0b"]
+MARKS_AND_SPACES = [",", ".", ";", ":", "?", "!", "`", " ", "  ", "\t", "\n", "\r", "\r\n", ""]
+
+
+def random_texts_and_queries(seed, n_texts=1500, n_queries=400):
+    """Texts mixing words (unicode, NUL, long ones differing in one byte) with MetaCLIP's marks,
+    tabs/newlines and repeated spaces; queries with marks inside, multi-token, overlapping."""
+    rng = random.Random(seed)
+    glue = lambda: rng.choice(MARKS_AND_SPACES + [" "] * 6)  # noqa: E731
+    texts = ["".join(rng.choice(PIECES) + glue() for _ in range(rng.randint(0, 14))) for _ in range(n_texts)]
+    texts += ["", " ", "`", ",,", " a\x00b ", "abcdefgh" * 40]
+    queries = list(PIECES) + MARKS_AND_SPACES
+    for _ in range(n_queries):
+        words = [rng.choice(PIECES + [",", "`", "", "?"]) for _ in range(rng.randint(1, 4))]
+        queries.append(rng.choice([" ", " ", " ", "", ".", "  "]).join(words))
+    queries += ["cat cat", "cat cat cat", "ab cat", "ab cat ab", "abcdefgh" * 3, "abcdefgh abcdefgh"]
+    return texts, list(dict.fromkeys(queries))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_unicode_marks_and_spaces_agree_with_naive(seed):
+    texts, queries = random_texts_and_queries(seed)
+    matcher = Matcher(queries)
+    expected = [naive_match(t, queries) for t in texts]
+    assert matcher.match_many(texts) == expected
+    assert [ids for i in range(0, len(texts), 97) for ids in matcher.match_many(texts[i:i + 97])] == expected
+    assert sum(map(len, expected)) > len(texts) and sum(1 for e in expected if len(e) > 3) > 100
+
+
+def test_hash_collisions_are_checked_byte_by_byte(monkeypatch):
+    """Long parts (> 7 bytes) are found by hash; with a hash of 8 values that collides all the time
+    the byte comparison alone must keep the results exact."""
+    from openwit.pipeline import match as match_module
+    mix = match_module._mix
+    monkeypatch.setattr(match_module, "_mix", lambda h: mix(h) & np.uint64(0b11100))
+    queries = ["abcdefghijk", "cat", "x abcdefghijk y"]  # one long token: its key is unique for any seed
+    rng = random.Random(3)
+    words = ["".join(rng.choice("abcdefghijk") for _ in range(rng.choice([8, 11, 11, 11, 19]))) for _ in range(300)]
+    texts = [" ".join(words[i:i + 5]) for i in range(0, 300, 5)] + [
+        "abcdefghijk", "abcdefghijj cat", "x abcdefghijk y", "x abcdefghijkk y", "abcdefghijk.", "bbcdefghijk"]
+    matcher = Matcher(queries)
+    assert matcher.match_many(texts) == [naive_match(t, queries) for t in texts]
+    assert matcher.match_many(texts[-6:]) == [[0], [1], [0, 2], [], [0], []]
+    long = np.array([len(w) > 7 for w in words])
+    keys = match_module._keys(match_module._words(np.frombuffer(" ".join(words).encode(), np.uint8)),
+                              np.cumsum([0] + [len(w) + 1 for w in words[:-1]]), np.array(list(map(len, words))),
+                              matcher._seed)[0]
+    assert (matcher._vocab.get(keys)[long] >= 0).sum() > 20  # many hash hits, almost none real
