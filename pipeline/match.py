@@ -67,6 +67,8 @@ class Matcher:
         # One spare entry at the end: token id -1 (no query has it) indexes it and finds nothing.
         self._node_qid = np.full(next_node + 1, -1, dtype=np.int64)
         self._node_qid[list(terminal)] = list(terminal.values())
+        # The ids as Python ints made once: results share them (no int objects made or freed per hit).
+        self._qid_objects = np.array(range(len(queries)), dtype=object)
         self._has_child = np.zeros(next_node + 1, dtype=bool)
         self._has_child[[p for p, _ in edges]] = True
         self._edges = IntMap(np.array([(p << self._tok_bits) | t for p, t in edges], dtype=np.int64),
@@ -85,7 +87,7 @@ class Matcher:
                 break
         else:
             raise RuntimeError("vocabulary token keys keep colliding: the key function is broken")
-        self._vocab = IntMap(keys, np.arange(keys.size, dtype=np.int64))
+        self._vocab = IntMap(keys, np.arange(keys.size, dtype=np.int64), spare_bits=2)  # ~40% of parts miss
 
     def _token_ids(self, data: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
         """Vocabulary id of every part (-1 if no query has it); hashed ones are checked byte by byte."""
@@ -149,7 +151,7 @@ class Matcher:
         text_ids, qids = keys >> self._qid_bits, keys & ((1 << self._qid_bits) - 1)
         offsets = np.searchsorted(text_ids, np.arange(n + 1)).tolist()
         with _gc_paused():  # many small acyclic lists: cyclic GC passes would only add cost
-            values = qids.tolist()
+            values = self._qid_objects.take(qids).tolist()
             return [values[a:b] for a, b in zip(offsets, offsets[1:])]
 
 
@@ -234,13 +236,14 @@ def _mix(h: np.ndarray) -> np.ndarray:
     return h
 class IntMap:
     """A read-only hash map from non-negative int64 keys to int64 values, looked up vectorised
-    (open addressing, linear probing, load ≤ 1/2: one or two gathers per key instead of a binary
-    search's ~20 cache misses)."""
+    (open addressing, linear probing: one gather of keys and one of values for most keys, instead
+    of a binary search's ~20 cache misses). `spare_bits` sets the load: ≤ 1/2 with 1, ≤ 1/4 with 2
+    (fewer second probes for a map probed mostly with absent or many keys)."""
 
     _MULT = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing
 
-    def __init__(self, keys: np.ndarray, values: np.ndarray):
-        self._bits = max(2, (2 * len(keys)).bit_length())
+    def __init__(self, keys: np.ndarray, values: np.ndarray, spare_bits: int = 1):
+        self._bits = max(2, len(keys).bit_length() + spare_bits)
         self._mask = (1 << self._bits) - 1
         self._keys = np.full(1 << self._bits, -1, dtype=np.int64)
         self._values = np.full(1 << self._bits, -1, dtype=np.int64)
@@ -256,18 +259,26 @@ class IntMap:
             pending, slot = pending[left], (slot[left] + 1) & self._mask
 
     def _slot(self, keys: np.ndarray) -> np.ndarray:
-        return ((keys.astype(np.uint64) * self._MULT) >> np.uint64(64 - self._bits)).astype(np.int64)
+        slot = keys.astype(np.int64, copy=False).view(np.uint64) * self._MULT
+        slot >>= np.uint64(64 - self._bits)
+        return slot.view(np.int64)
 
     def get(self, keys: np.ndarray) -> np.ndarray:
         """Value of each key, -1 where absent."""
-        out = np.full(keys.size, -1, dtype=np.int64)
-        todo, slot = np.arange(keys.size), self._slot(keys)
+        slot = self._slot(keys)
+        found = self._keys.take(slot)
+        out = self._values.take(slot)
+        miss = found != keys
+        np.putmask(out, miss, -1)
+        todo = np.flatnonzero(miss & (found != -1))  # a key that may sit further on
+        slot = slot[todo]
         while todo.size:
-            found = self._keys[slot]
+            slot = (slot + 1) & self._mask
+            found = self._keys.take(slot)
             hit = found == keys[todo]
-            out[todo[hit]] = self._values[slot[hit]]
+            out[todo[hit]] = self._values.take(slot[hit])
             more = ~hit & (found != -1)
-            todo, slot = todo[more], (slot[more] + 1) & self._mask
+            todo, slot = todo[more], slot[more]
         return out
 
 
