@@ -182,7 +182,8 @@ def split_parts(data: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndar
     total = cut.size + int(marks_before[-1]) + ends.size
     stop, nxt = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
     stop[at_cut], nxt[at_cut] = cut, cut + ~mark
-    after_mark, past = at_cut[mark] + 1, cut[mark] + 1
+    marks = np.flatnonzero(mark)
+    after_mark, past = at_cut.take(marks) + 1, cut.take(marks) + 1
     stop[after_mark], nxt[after_mark] = past, past
     stop[at_end], nxt[at_end] = ends, ends
     start = np.empty(total, dtype=np.int64)
@@ -209,7 +210,9 @@ def _keys(words: np.ndarray, start: np.ndarray, length: np.ndarray, seed: int):
     """64-bit key of each part: its bytes and length for ≤ 7 bytes (exact), else a hash of its
     8-byte chunks tagged with bit 62. Also the long parts' indices and chunks (words, owner, chunk
     offset, mask) for checking a hash hit."""
-    keys = words[start] & _MASKS[np.minimum(length, 8)] | (length.astype(np.uint64) << np.uint64(56))
+    keys = words[start]
+    keys &= _MASKS.take(np.minimum(length, 8))
+    keys |= (length << 56).view(np.uint64)  # garbage above 7 bytes: those keys are replaced below
     long = np.flatnonzero(length > _SHORT)
     chunks = None
     if long.size:
