@@ -1,33 +1,28 @@
 """A caption tokenizer for a finished dataset: byte-level BPE trained on its successful captions,
 saved as `tokenizer.json` beside the shards — where `make_loader` looks for it by default.
 
-Captions are read from the shards' Parquet files (column reads, no image bytes), in shard order,
+Captions are read from the committed shards' Parquet files (column reads, no image bytes), in shard order,
 so the same dataset gives the same tokenizer bytes.
 """
 from __future__ import annotations
 
 import logging
-import re
 from typing import Iterator
 
 import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
-from openwit.common.files import match_files
 from openwit.loader.tokenizer import CaptionTokenizer
+from openwit.pipeline import stats_io
 
 log = logging.getLogger(__name__)
-_SHARD_PARQUET = re.compile(r"/\d{5,}\.parquet$")
 MAX_CAPTIONS = 1_000_000
 
 
 def dataset_captions(out: str, limit: int = MAX_CAPTIONS) -> Iterator[str]:
-    """Captions of the `success` rows of OUT/NNNNN.parquet, shard by shard, at most `limit`."""
+    """Captions of the `success` rows of the committed shards' Parquet files, shard by shard, at most `limit`."""
     n = 0
-    for path in match_files(f"{out.rstrip('/')}/*.parquet"):
-        if not _SHARD_PARQUET.search(path):
-            continue
-        with FileSystems.open(path) as f:
+    for shard in stats_io.list_shards(out)[0]:
+        with stats_io.open_read(shard.parquet) as f:
             table = pq.read_table(f, columns=["caption", "status"])
         for caption, status in zip(table.column("caption").to_pylist(), table.column("status").to_pylist()):
             if status == "success" and caption:
