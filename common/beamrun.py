@@ -44,3 +44,15 @@ def is_dry_run(options: PipelineOptions) -> bool:
     from apache_beam.options.pipeline_options import TestOptions
 
     return bool(options.view_as(TestOptions).dry_run)
+
+
+def counters(result, namespace: str) -> dict[str, int]:
+    """A finished run's Beam counters of `namespace` by name, summed over the steps that share a
+    name; committed values where the runner has them, else attempted."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    out: dict[str, int] = {}
+    for c in result.metrics().query(MetricsFilter().with_namespace(namespace))["counters"]:
+        value = c.committed if c.committed is not None else c.attempted
+        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
+    return dict(sorted(out.items()))

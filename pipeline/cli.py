@@ -14,9 +14,8 @@ import sys
 from typing import Sequence
 
 import apache_beam as beam
-from apache_beam.metrics.metric import MetricsFilter
 
-from openwit.common.beamrun import is_dry_run, is_local, pipeline_options
+from openwit.common.beamrun import counters, is_dry_run, is_local, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.pipeline.candidates import NS, candidates_transform, expand_inputs
 from openwit.pipeline.candidates_io import load_queries
@@ -82,15 +81,6 @@ def shard_stage():
     return module if hasattr(module, "add_shard_stage") else None
 
 
-def counters(result) -> dict[str, int]:
-    """This stage's Beam counters by name (committed values where the runner has them)."""
-    out = {}
-    for c in result.metrics().query(MetricsFilter().with_namespace(NS))["counters"]:
-        value = c.committed if c.committed is not None else c.attempted
-        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
-    return out
-
-
 def summary(counts: dict[str, int]) -> str:
     main = ("input_files", "extracted", "duplicate", "matched", "no_match", "kept", "balanced_out", "bad_input_file")
     lines = ["candidates: " + ", ".join(f"{k} {counts.get(k, 0):,}" for k in main)]
@@ -120,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if is_dry_run(options):
         print("dry run: the job was built and checked, nothing was submitted or written")
         return 0
-    counts = counters(result)
+    counts = counters(result, NS)
     print(summary(counts))
     if shards is not None and hasattr(shards, "finish_shards"):
         shards.finish_shards(args.out, beam_args, report=args.report)

@@ -21,13 +21,12 @@ from typing import Iterable, Iterator
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import TestOptions
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from openwit.common.beamrun import is_local, pipeline_options
+from openwit.common.beamrun import counters, is_local, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.common.files import match_files
 from openwit.common.progress import progress
@@ -224,14 +223,8 @@ def run_shards(candidate_rows_or_glob: str | Iterable[dict], out: str, args: arg
     result.wait_until_finish()
     totals = finish_shards(out, beam_args, report=getattr(args, "report", True))
     if totals:
-        totals["counters"] = counters(result)
+        totals["counters"] = counters(result, NS)
     return totals
-
-
-def counters(result) -> dict[str, int]:
-    """This run's shard counters (`success`, `reason_timeout`, `shards_skipped`, ...) by name."""
-    found = result.metrics().query(MetricsFilter().with_namespace(NS))["counters"]
-    return dict(sorted((c.key.metric.name, int(c.committed or c.attempted or 0)) for c in found))
 
 
 @cli_main
