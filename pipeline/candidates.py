@@ -15,12 +15,13 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
+from openwit.common.errors import UserError
 from openwit.common.files import expand_patterns
 from openwit.common.progress import progress
 from openwit.pipeline import balance
 from openwit.pipeline.candidates_io import (candidate_file_name, finish_candidates, load_queries,
                                             write_balance_meta, write_candidates, write_query_counts)
-from openwit.pipeline.extract import extract_file
+from openwit.pipeline.extract import RECOGNISED, extract_file, file_kind
 from openwit.pipeline.extract_warc import BadInput
 from openwit.pipeline.match import Matcher
 
@@ -39,8 +40,15 @@ def _count(name: str, n: int = 1) -> None:
 
 
 def expand_inputs(patterns: Iterable[str]) -> list[str]:
-    """Files matched by the given paths/globs (local, gs://, s3://), sorted; UserError if one matches nothing."""
-    return sorted(set(expand_patterns(patterns, "input")))
+    """Files matched by the given paths/globs (local, gs://, s3://), sorted; UserError if one matches
+    nothing or a file's type is not recognised (before any work is done)."""
+    files = sorted(set(expand_patterns(patterns, "input")))
+    unknown = [path for path in files if file_kind(path) is None]
+    if unknown:
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        raise UserError(f"unknown input file type: {', '.join(unknown[:3])}{more} "
+                        f"(recognised: {RECOGNISED})")
+    return files
 
 
 class ExtractFn(beam.DoFn):

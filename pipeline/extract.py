@@ -20,6 +20,9 @@ from openwit.pipeline.extract_warc import BadInput, images_from_warc
 from openwit.pipeline.text import junk_reason, normalise_caption
 
 
+RECOGNISED = ".warc, .warc.gz, .wat, .warc.wat.gz, .parquet, .csv, .tsv, .jsonl (.json, .ndjson; tables also .gz/.bz2)"
+
+
 def file_kind(path: str) -> str | None:
     """`warc` or a table kind (`parquet`, `csv`, `tsv`, `jsonl`); None when not recognised."""
     name = path.rsplit("/", 1)[-1].lower()
@@ -49,7 +52,7 @@ def raw_images(path: str, url_col: str | None = None, caption_col: str | None = 
     """Every image+text found in one file; raises BadInput on corrupt or unreadable input."""
     kind = file_kind(path)
     if kind is None:
-        raise BadInput(0, "unknown file type (expected .warc[.gz], .wat[.gz], .parquet, .csv, .tsv, .jsonl)")
+        raise BadInput(0, f"unknown file type (recognised: {RECOGNISED})")
     try:  # FastWARC and Parquet read their own compression; text tables are unwrapped here
         stream = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     except Exception as e:
@@ -62,7 +65,7 @@ def raw_images(path: str, url_col: str | None = None, caption_col: str | None = 
             text = (gzip.GzipFile(fileobj=stream) if name.endswith(".gz")
                     else bz2.BZ2File(stream) if name.endswith(".bz2") else stream)
             try:
-                yield from images_from_table(text, kind, url_col, caption_col)
+                yield from images_from_table(text, kind, url_col, caption_col, path)
             except BadInput:
                 raise
             except Exception as e:  # corrupt Parquet, bad gzip, ...

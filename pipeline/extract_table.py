@@ -10,13 +10,16 @@ import csv
 import io
 import itertools
 import json
+import logging
 from typing import IO, Iterator
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from openwit.pipeline.extract_html import RawImage, resolve_url
 from openwit.pipeline.extract_warc import BadInput
 
+log = logging.getLogger(__name__)
 KNOWN_COLUMNS = (("URL", "TEXT"), ("url", "text"), ("url", "caption"))
 TABLE_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl", ".json", ".ndjson")
 
@@ -48,24 +51,50 @@ def _row(url, text) -> RawImage:
     return RawImage(url, text if isinstance(text, str) else None, None, reason)
 
 
+def dropped(reason: str) -> RawImage:
+    """A row that is unusable as a whole (bad JSON line, undecodable bytes): counted as `reason`."""
+    return RawImage(None, "", None, reason)
+
+
+def _utf8(value):
+    """bytes → str (None when not valid UTF-8); anything else unchanged."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return value
+
+
 def _missing(names, url_col, caption_col) -> BadInput:
     want = f"{url_col or 'URL'}/{caption_col or 'TEXT'}"
     return BadInput(0, f"no url/caption columns ({want} or a known pair) among {names[:10]}")
 
 
-def images_from_parquet(stream: IO[bytes], url_col=None, caption_col=None) -> Iterator[RawImage]:
+def images_from_parquet(stream: IO[bytes], url_col=None, caption_col=None, name: str = "") -> Iterator[RawImage]:
     pf = pq.ParquetFile(stream)
     names = pf.schema_arrow.names
     cols = pick_columns(names, url_col, caption_col)
     if cols is None:
         raise _missing(names, url_col, caption_col)
+    binary = [c for c in cols if pa.types.is_binary(pf.schema_arrow.field(c).type)
+              or pa.types.is_large_binary(pf.schema_arrow.field(c).type)]
+    if binary:
+        log.warning("%s: binary-typed column(s) %s: values decoded as UTF-8, the others dropped as bad_utf8",
+                    name, ", ".join(binary))
     for batch in pf.iter_batches(columns=list(cols), batch_size=8192):
         for url, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+            if binary:
+                url_s, text_s = _utf8(url), _utf8(text)
+                if (url_s is None and url is not None) or (text_s is None and text is not None):
+                    yield dropped("bad_utf8")
+                    continue
+                url, text = url_s, text_s
             yield _row(url, text)
 
 
 def images_from_delimited(stream: IO[bytes], delimiter: str, url_col=None, caption_col=None) -> Iterator[RawImage]:
-    text_stream = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+    text_stream = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(text_stream, delimiter=delimiter, quoting=quoting)
     first = next(reader, None)
@@ -86,18 +115,35 @@ def images_from_delimited(stream: IO[bytes], delimiter: str, url_col=None, capti
     for row in rows:
         if len(row) > need:
             yield _row(row[iu].strip(), row[ic])
+        elif row:  # blank lines are no rows
+            yield dropped("short_row")
 
 
-def images_from_jsonl(stream: IO[bytes], url_col=None, caption_col=None) -> Iterator[RawImage]:
-    cols = None
-    for lineno, line in enumerate(io.TextIOWrapper(stream, encoding="utf-8", errors="replace"), 1):
+def _json_object(line: str) -> tuple[dict | None, str | None, str]:
+    """(object, None, "") for a JSON object line, else (None, drop reason, what is wrong)."""
+    try:
+        obj = json.loads(line)
+    except ValueError as e:
+        return None, "bad_json_line", f"bad JSON: {e}"
+    if not isinstance(obj, dict):
+        return None, "json_not_object", f"a JSON {type(obj).__name__}, not an object"
+    return obj, None, ""
+
+
+def images_from_jsonl(stream: IO[bytes], url_col=None, caption_col=None, name: str = "") -> Iterator[RawImage]:
+    """One JSON object a line; a line that is not valid JSON (`bad_json_line`) or not an object
+    (`json_not_object`) is skipped and counted (the first of each logged) and reading goes on."""
+    cols, warned = None, set()
+    for lineno, line in enumerate(io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace"), 1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except ValueError as e:
-            raise BadInput(0, f"line {lineno}: bad JSON: {e}") from None
-        if not isinstance(obj, dict):
+        obj, reason, problem = _json_object(line)
+        if obj is None:
+            if reason not in warned:
+                warned.add(reason)
+                log.warning("%s line %d: %s (skipped; further such lines are counted as %s)",
+                            name, lineno, problem, reason)
+            yield dropped(reason)
             continue
         if cols is None:
             cols = pick_columns(list(obj), url_col, caption_col)
@@ -106,10 +152,11 @@ def images_from_jsonl(stream: IO[bytes], url_col=None, caption_col=None) -> Iter
         yield _row(obj.get(cols[0]), obj.get(cols[1]))
 
 
-def images_from_table(stream: IO[bytes], kind: str, url_col=None, caption_col=None) -> Iterator[RawImage]:
-    """Rows of a table file of the given kind as RawImage (page_url None)."""
+def images_from_table(stream: IO[bytes], kind: str, url_col=None, caption_col=None, name: str = ""
+                      ) -> Iterator[RawImage]:
+    """Rows of a table file of the given kind as RawImage (page_url None); `name` is for log lines."""
     if kind == "parquet":
-        return images_from_parquet(stream, url_col, caption_col)
+        return images_from_parquet(stream, url_col, caption_col, name)
     if kind == "jsonl":
-        return images_from_jsonl(stream, url_col, caption_col)
+        return images_from_jsonl(stream, url_col, caption_col, name)
     return images_from_delimited(stream, "\t" if kind == "tsv" else ",", url_col, caption_col)

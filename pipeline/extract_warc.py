@@ -3,6 +3,8 @@
 WARC/1.0 and 1.1, plain or gzip (per-record members, Common Crawl style), read with FastWARC.
 A truncated or corrupt file raises BadInput naming the byte offset of the record where it broke,
 after every complete record before it has been yielded.
+Every record's body is checked against its Content-Length, and the end of the file afterwards
+(extract_warc_end): FastWARC stops without a word at a gzip member or a record header cut short.
 """
 from __future__ import annotations
 
@@ -65,29 +67,36 @@ def images_from_wat(payload: bytes) -> Iterator[RawImage]:
 
 def images_from_warc(stream: IO[bytes]) -> Iterator[RawImage]:
     """Every `<img>` in the file's HTML responses and WAT metadata records, in file order."""
-    offset = 0
-    types = WarcRecordType.response | WarcRecordType.metadata
+    from openwit.pipeline.extract_warc_end import end_problem
+
+    offset, last = 0, (None, 0)
     try:
-        for record in ArchiveIterator(stream, record_types=types, parse_http=False):
+        for record in ArchiveIterator(stream, parse_http=False):
             offset = record.stream_pos
+            last = offset, record.content_length
+            if record.record_type not in (WarcRecordType.response, WarcRecordType.metadata):
+                got = record.reader.consume()
+                if got < record.content_length:
+                    raise BadInput(offset, f"record truncated ({got} of {record.content_length} bytes)")
+                continue
             if record.record_type == WarcRecordType.response:
                 record.parse_http()
-                body = record.reader.read()
-                if len(body) < record.content_length:
-                    raise BadInput(offset, f"record truncated ({len(body)} of {record.content_length} bytes)")
+            body = record.reader.read()
+            if len(body) < record.content_length:
+                raise BadInput(offset, f"record truncated ({len(body)} of {record.content_length} bytes)")
+            if record.record_type == WarcRecordType.response:
                 html = _html_payload(record, body)
                 if html is not None:
                     yield from images_from_html(html, _target_uri(record))
-            else:
-                body = record.reader.read()
-                if len(body) < record.content_length:
-                    raise BadInput(offset, f"record truncated ({len(body)} of {record.content_length} bytes)")
-                if "json" in (record.headers.get("Content-Type") or ""):
-                    try:
-                        yield from images_from_wat(body)
-                    except (ValueError, AttributeError) as e:
-                        raise BadInput(offset, f"bad WAT JSON: {e}") from None
+            elif "json" in (record.headers.get("Content-Type") or ""):
+                try:
+                    yield from images_from_wat(body)
+                except (ValueError, AttributeError) as e:
+                    raise BadInput(offset, f"bad WAT JSON: {e}") from None
+        problem = end_problem(stream, *last)
     except BadInput:
         raise
     except Exception as e:  # FastWARC/zlib errors on corrupt streams
         raise BadInput(offset, f"{type(e).__name__}: {e}") from None
+    if problem is not None:
+        raise BadInput(*problem)

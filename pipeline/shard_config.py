@@ -67,7 +67,8 @@ def shard_config(args: argparse.Namespace, local: bool) -> ShardConfig:
         image.validate()
     except ValueError as e:
         raise UserError(str(e)) from e
-    n = int(getattr(args, "samples_per_shard", None) or DEFAULT_SAMPLES_PER_SHARD)
+    n = getattr(args, "samples_per_shard", None)
+    n = DEFAULT_SAMPLES_PER_SHARD if n is None else int(n)
     if n < 1:
         raise UserError(f"--samples-per-shard must be at least 1, got {n}")
     return ShardConfig(

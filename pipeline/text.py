@@ -12,9 +12,12 @@ MIN_CAPTION_CHARS = 3       # "a", "ok", "1": no caption worth a pair
 MAX_CAPTION_CHARS = 1000    # longer alt/title text is page copy, not a caption
 MAX_URL_CHARS = 2048        # browsers' and CDNs' practical limit
 
-# Control characters (C0 minus whitespace, DEL, C1), invisible format characters, and lone
-# surrogates (JSON can carry them; they have no UTF-8 form, so Parquet could not store them).
-_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff\ud800-\udfff]")
+# Control characters (C0 minus whitespace, DEL, C1), invisible format characters, bidirectional
+# controls (marks, embeddings, overrides like U+202E and isolates: they reorder what a reader sees
+# without being text), and lone surrogates (JSON can carry them; they have no UTF-8 form, so
+# Parquet could not store them).
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069"
+                      "\ufeff\ud800-\udfff]")
 _IMAGE_EXT = r"(?:jpe?g|png|gif|webp|bmp|tiff?|svg|heic|avif|ico)"
 # A caption that is only a file name ("IMG_1234.jpg", "photo-3.PNG") or a camera's default
 # name without extension ("IMG_1234", "DSC01234", "DCIM 0042").
