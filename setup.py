@@ -31,6 +31,8 @@ CONSOLE_SCRIPTS = {
     "openwit-build": ("pipeline", "openwit.pipeline.cli:main"),
     "openwit-stats": ("pipeline", "openwit.pipeline.stats_cli:main"),
     "openwit-loader": ("loader", "openwit.loader.cli:main"),
+    "openwit-train": ("trainer", "openwit.trainer.cli:main"),
+    "openwit-eval": ("trainer", "openwit.trainer.eval_cli:main"),
 }
 
 setup(
