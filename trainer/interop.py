@@ -119,10 +119,15 @@ def _count(sd: dict, prefix: str) -> int:
 def load_open_clip_weights(model: CLIP, state_dict: dict[str, torch.Tensor]) -> None:
     """Load an open_clip-layout state dict into `model`; a mismatch is one clear error."""
     sd = from_open_clip(state_dict, vit=not model.config.vision.is_resnet)
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    missing = [k for k in missing if k != "logit_bias"]
-    if missing or unexpected:
-        raise UserError(f"weights do not fit {model.config.name}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    ours = model.state_dict()
+    missing = [k for k in ours if k not in sd and k != "logit_bias"]
+    unexpected = [k for k in sd if k not in ours]
+    shapes = [f"{k} {list(v.shape)} vs {list(ours[k].shape)}" for k, v in sd.items() if k in ours and v.shape != ours[k].shape]
+    if missing or unexpected or shapes:
+        raise UserError(f"weights do not fit {model.config.name}: "
+                        + "; ".join(f"{what} {items[:3]}" for what, items in
+                                    (("missing", missing), ("unexpected", unexpected), ("shapes", shapes)) if items))
+    model.load_state_dict(sd, strict=False)
 
 
 def load_model(path: str, model_name: str | None = None, tokenizer: str | None = None,

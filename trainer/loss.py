@@ -55,8 +55,15 @@ def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_s
     """
     rank, _ = _world()
     all_images, all_texts = gather_with_grad(image_features), gather_with_grad(text_features)
+    return local_clip_loss(image_features, text_features, all_images, all_texts, logit_scale,
+                           rank * image_features.shape[0])
+
+
+def local_clip_loss(image_features, text_features, all_images, all_texts, logit_scale, offset: int) -> torch.Tensor:
+    """The rows of the global N×N logits that belong to this rank's samples (global indices
+    `offset` … `offset + n − 1`): its images against all texts, its texts against all images."""
     n = image_features.shape[0]
-    labels = torch.arange(rank * n, rank * n + n, device=image_features.device)
+    labels = torch.arange(offset, offset + n, device=image_features.device)
     logits_per_image = logit_scale * image_features @ all_texts.T
     logits_per_text = logit_scale * text_features @ all_images.T
     return (F.cross_entropy(logits_per_image.float(), labels) + F.cross_entropy(logits_per_text.float(), labels)) / 2

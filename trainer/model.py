@@ -8,6 +8,7 @@ mapped in `interop.py`.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -128,8 +129,9 @@ class Bottleneck(nn.Module):
         self.conv3, self.bn3 = nn.Conv2d(planes, out, 1, bias=False), nn.BatchNorm2d(out)
         self.downsample = None
         if stride > 1 or inplanes != out:
-            self.downsample = nn.Sequential(nn.AvgPool2d(stride), nn.Conv2d(inplanes, out, 1, bias=False),
-                                            nn.BatchNorm2d(out))
+            self.downsample = nn.Sequential(OrderedDict([  # CLIP's names: "-1" pool, "0" conv, "1" norm
+                ("-1", nn.AvgPool2d(stride)), ("0", nn.Conv2d(inplanes, out, 1, bias=False)),
+                ("1", nn.BatchNorm2d(out))]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.bn1(self.conv1(x)))
