@@ -3,6 +3,7 @@
     openwit-loader tokenizer train --shards 'out/{00000..00099}.tar' [--out out/tokenizer.json] [--vocab-size 32000]
     openwit-loader tokenizer encode --tokenizer out/tokenizer.json "a photo of a cat"
     openwit-loader inspect 'out/{00000..00099}.tar' [--batch-size 256] [--max-batches 50] [--num-workers 2]
+        [--missing-shards error|skip]
 """
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def cmd_inspect(args) -> int:
     from openwit.loader.loader import make_loader
 
     loader = make_loader(args.urls, args.batch_size, image_size=args.image_size, num_workers=args.num_workers,
-                         tokenizer=args.tokenizer, resampled=args.resampled, train=not args.eval)
+                         tokenizer=args.tokenizer, resampled=args.resampled, train=not args.eval,
+                         missing_shards=args.missing_shards)
     counts = loader.dataset.counts
     report = {"shards": len(counts), "num_samples": loader.num_samples, "batches_per_epoch": len(loader),
               "samples_per_shard": {"min": min(counts.values()), "max": max(counts.values())}}
@@ -89,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--tokenizer")
     i.add_argument("--resampled", action="store_true")
     i.add_argument("--eval", action="store_true", help="eval transform (resize + centre crop), no shuffle")
+    i.add_argument("--missing-shards", choices=("error", "skip"), default="error",
+                   help="shards that do not exist: an error (default) or skipped with a warning")
     i.set_defaults(func=cmd_inspect)
     return p
 

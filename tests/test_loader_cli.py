@@ -23,4 +23,5 @@ def test_train_encode_inspect(shared_data, tmp_path, capsys, monkeypatch):
 def test_bad_input_is_one_line_error(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "none-{0..2}.tar")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: no samples in 3 shard(s)") and "Traceback" not in err
+    assert err.startswith("error: all 3 shard(s) are missing") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
