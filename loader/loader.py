@@ -142,11 +142,14 @@ class WdsLoader:
         self.pending = {}
 
     def _note(self, report: dict, is_batch: bool) -> None:
+        d = self.dataset
         self.faults.update(report["faults"])
         for url, n in report["counts"].items():
             if url not in self.pending:
-                log.warning("shard %s: its sidecar says %d samples but the tar holds %d; "
-                            "using %d from the next epoch on", shard_name(url), self.dataset.counts.get(url, 0), n, n)
+                then = ("from the next epoch on" if d.world_size == 1 or _process_group_matches(d.rank, d.world_size)
+                        else "once the sidecar is fixed (ranks without torch.distributed cannot agree on a new count)")
+                log.warning("shard %s: its sidecar says %d samples but the tar holds %d; using %d %s",
+                            shard_name(url), d.counts.get(url, 0), n, n, then)
             self.pending[url] = n
         worker, batches, raw = report["pos"]
         if self._positions is not None:

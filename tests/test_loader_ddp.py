@@ -66,3 +66,38 @@ def test_two_ranks_epoch_and_resampled(shared_data, tmp_path):
     resampled = [r["resampled"] for r in res]
     assert resampled[0]["batches"] == resampled[1]["batches"] == 7
     assert resampled[0]["rows"] != resampled[1]["rows"]
+
+
+def _rank_corrects(rank: int, port: int, shards: str, bpe: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=20))
+    try:
+        from openwit.loader.tokenizer import CaptionTokenizer
+
+        loader = make_loader(f"{shards}/{{00000..00004}}.tar", 4, tokenizer=CaptionTokenizer.from_clip_bpe(bpe),
+                             image_size=32, shuffle_buffer=8)
+        epochs = []
+        for _ in range(2):
+            steps = 0
+            for _ in loader:
+                dist.all_reduce(torch.ones(1))  # hangs (times out) if the ranks' batch counts differ
+                steps += 1
+            epochs.append({"batches": steps, "len": len(loader), "num_samples": loader.num_samples})
+        Path(out, f"corrects{rank}.json").write_text(json.dumps(epochs))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_agree_on_a_corrected_sidecar_count(shared_data, tmp_path):
+    """Shard 0's sidecar says 40 (it holds 23): only the rank that reads it learns that, yet both
+    ranks switch to the real epoch size together at the next epoch."""
+    shards = tmp_path / "shards"
+    write_dataset(shards, shared_data, SIZES)
+    stats = shards / "00000_stats.json"
+    stats.write_text(json.dumps({**json.loads(stats.read_text()), "successes": 40}))
+    (shards / "00000.parquet").unlink()
+    bpe = str(shared_data / "clip" / "bpe_simple_vocab_16e6.txt.gz")
+    mp.spawn(_rank_corrects, args=(_free_port(), str(shards), bpe, str(tmp_path)), nprocs=2, join=True)
+    res = [json.loads((tmp_path / f"corrects{r}.json").read_text()) for r in range(2)]
+    assert res[0] == res[1]
+    assert res[0][0]["batches"] == 9 and res[0][1] == {"batches": 7, "len": 7, "num_samples": 53}  # 70, then 53
