@@ -56,3 +56,30 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 
 def atomic_write_text(path: str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def move_file(src: str, dst: str) -> None:
+    """Put `src` under the name `dst` (replacing it): one rename locally; copy + delete on object
+    stores, where the object appears whole at once."""
+    if "://" not in dst:
+        os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+        os.replace(src, dst)
+        return
+    if FileSystems.exists(dst):
+        FileSystems.delete([dst])
+    FileSystems.rename([src], [dst])
+
+
+def remove_tree(path: str) -> None:
+    """Delete a folder and everything in it (nothing when it does not exist)."""
+    if "://" not in path:
+        if os.path.isdir(path):
+            import shutil
+
+            shutil.rmtree(path)
+        return
+    from openwit.common.files import match_files
+
+    found = match_files(f"{path.rstrip('/')}/**")
+    if found:
+        FileSystems.delete(found)

@@ -9,12 +9,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from openwit.common.atomic import atomic_write_bytes, atomic_write_text
+from openwit.common.atomic import atomic_write_bytes, atomic_write_text, move_file, remove_tree
 from openwit.common.errors import UserError
 from openwit.common.files import match_files
 
 log = logging.getLogger(__name__)
 
+STAGING = ".openwit-staging"  # openwit-build writes the candidate outputs here, then commits them
+OUTPUT_FILES = ("query_counts.parquet", "queries_meta.json")
 CANDIDATE_SCHEMA = pa.schema([
     ("url", pa.string()), ("caption", pa.string()), ("query_ids", pa.list_(pa.int32())),
     ("source", pa.string()), ("page_url", pa.string()), ("uid", pa.string()),
@@ -98,3 +100,27 @@ def write_balance_meta(out: str, meta: dict) -> str:
     path = FileSystems.join(out, "queries_meta.json")
     atomic_write_text(path, json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return path
+
+
+def staging_dir(out: str) -> str:
+    """`OUT/.openwit-staging`: where openwit-build writes candidates/, query_counts.parquet and
+    queries_meta.json until the run has passed every check against what OUT already holds."""
+    return FileSystems.join(out, STAGING)
+
+
+def commit_candidate_outputs(staging: str, out: str) -> None:
+    """Move the staged candidate files and OUTPUT_FILES into OUT (one rename each), remove the
+    candidate files of an earlier run that this run did not write, then the staging folder."""
+    new = match_files(FileSystems.join(candidates_dir(staging), "*.parquet"))
+    names = {path.rsplit("/", 1)[-1] for path in new}
+    for path in new:
+        move_file(path, FileSystems.join(candidates_dir(out), path.rsplit("/", 1)[-1]))
+    stale = [p for p in match_files(FileSystems.join(candidates_dir(out), "*.parquet"))
+             if p.rsplit("/", 1)[-1] not in names]
+    if stale:
+        log.info("removing %d candidate files of an earlier run", len(stale))
+        FileSystems.delete(stale)
+    for name in OUTPUT_FILES:
+        if FileSystems.exists(FileSystems.join(staging, name)):
+            move_file(FileSystems.join(staging, name), FileSystems.join(out, name))
+    remove_tree(staging)

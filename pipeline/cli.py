@@ -15,10 +15,12 @@ from typing import Sequence
 
 import apache_beam as beam
 
+from openwit.common.atomic import remove_tree
 from openwit.common.beamrun import counters, is_dry_run, is_local, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
+from openwit.common.outdir import check_out, out_lock
 from openwit.pipeline.candidates import NS, candidates_transform, expand_inputs
-from openwit.pipeline.candidates_io import load_queries
+from openwit.pipeline.candidates_io import commit_candidate_outputs, load_queries, staging_dir
 from openwit.pipeline.shard_config import add_shard_flags
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,14 +63,15 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, l
     return args, beam_args
 
 
-def build_candidates(p: beam.Pipeline, args: argparse.Namespace) -> beam.PCollection:
-    """Add extract → match → balance to `p`; writes OUT/candidates/*.parquet and
-    OUT/query_counts.parquet and returns the balanced candidates as dicts with the Parquet
-    contract's fields (url, caption, query_ids, source, page_url, uid)."""
+def build_candidates(p: beam.Pipeline, args: argparse.Namespace, out: str | None = None) -> beam.PCollection:
+    """Add extract → match → balance to `p`; writes `out`/candidates/*.parquet,
+    `out`/query_counts.parquet and `out`/queries_meta.json (`out`: OUT's staging folder, default
+    OUT) and returns the balanced candidates as dicts with the Parquet contract's fields (url,
+    caption, query_ids, source, page_url, uid)."""
     files = expand_inputs(args.input)
     load_queries(args.queries)  # fail early and clearly on a missing or malformed list
     return candidates_transform(
-        p, files, args.queries, args.out, url_col=args.url_col, caption_col=args.caption_col,
+        p, files, args.queries, out or args.out, url_col=args.url_col, caption_col=args.caption_col,
         max_per_query=args.max_per_query, mode=args.balance, oversample=args.oversample, seed=args.seed)
 
 
@@ -92,8 +95,11 @@ def summary(counts: dict[str, int]) -> str:
 
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
+    """Check --out, take its lock, build and run the pipeline with the candidate outputs staged,
+    commit them only when the run has passed every check (a refused run leaves OUT as it was)."""
     args, beam_args = parse_args(argv)
     setup_logging(args.verbose)
+    check_out(args.out)
     shards = None
     if args.stage == "all":
         shards = shard_stage()
@@ -101,15 +107,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError("--stage all needs the fetch stage (openwit.pipeline.shards), not available "
                             "in this version; use --stage candidates")
     options = pipeline_options(beam_args)
-    p = beam.Pipeline(options=options)
-    candidates = build_candidates(p, args)
-    if shards is not None:
-        shards.add_shard_stage(candidates, args, beam_args)
-    result = p.run()
-    result.wait_until_finish()
+    p = _pipeline(args, beam_args, options, shards)  # every up-front check; nothing written yet
     if is_dry_run(options):
+        p.run().wait_until_finish()
         print("dry run: the job was built and checked, nothing was submitted or written")
         return 0
+    with out_lock(args.out):
+        return _run_locked(p, args, beam_args, options, shards)
+
+
+def _pipeline(args: argparse.Namespace, beam_args: list[str], options, shards) -> beam.Pipeline:
+    """The whole job; the shard stage (or, with --stage candidates, its check of the candidates
+    against committed shards) refuses a run that would mix with what OUT holds."""
+    p = beam.Pipeline(options=options)
+    candidates = build_candidates(p, args, staging_dir(args.out))
+    if shards is not None:
+        shards.add_shard_stage(candidates, args, beam_args)  # checks the committed shards' settings
+    else:
+        from openwit.pipeline.shards import add_candidates_check
+
+        add_candidates_check(candidates, args.out, options)
+    return p
+
+
+def _run_locked(p: beam.Pipeline, args: argparse.Namespace, beam_args: list[str], options, shards) -> int:
+    staging = staging_dir(args.out)
+    remove_tree(staging)  # left by a killed run
+    try:
+        result = p.run()
+        result.wait_until_finish()
+        commit_candidate_outputs(staging, args.out)
+    finally:
+        remove_tree(staging)
     counts = counters(result, NS)
     print(summary(counts))
     if shards is not None and hasattr(shards, "finish_shards"):

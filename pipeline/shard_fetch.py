@@ -35,6 +35,20 @@ def check_committed(stats: dict, cfg: ShardConfig, fingerprint: str, shard: int)
                     f"Rerun with the original settings, or write to a new --out")
 
 
+def shard_identity(cfg: ShardConfig, shard: int, items: list[tuple[int, dict]]) -> tuple[list, str, str]:
+    """(keyed candidates in key order, candidates hash, settings fingerprint) of one planned shard."""
+    keyed = [(sample_key(shard, i, cfg.samples_per_shard), c) for i, c in sorted(items, key=lambda x: x[0])]
+    cand_hash = candidates_hash(c["uid"] for _, c in keyed)
+    return keyed, cand_hash, settings_fingerprint(cfg.settings, cand_hash)
+
+
+def check_planned(cfg: ShardConfig, shard: int, items: list[tuple[int, dict]]) -> None:
+    """UserError when the shard is committed in OUT with other settings or other candidates."""
+    old = sw.read_stats(cfg.out, shard)
+    if old is not None:
+        check_committed(old, cfg, shard_identity(cfg, shard, items)[2], shard)
+
+
 class ShardBuilder:
     """One event loop (in its own thread) + Fetcher + image thread pool + writer thread, reused for
     every shard a worker builds. `submit` starts a shard and returns at once, so several shards can
@@ -121,9 +135,7 @@ class ShardBuilder:
         The resume decision is made here, in the caller's thread: a shard committed with other
         settings raises UserError at once. `on_sample` is called from the loop's thread."""
         cfg = self.cfg
-        keyed = [(sample_key(shard, i, cfg.samples_per_shard), c) for i, c in sorted(items, key=lambda x: x[0])]
-        cand_hash = candidates_hash(c["uid"] for _, c in keyed)
-        fingerprint = settings_fingerprint(cfg.settings, cand_hash)
+        keyed, cand_hash, fingerprint = shard_identity(cfg, shard, items)
         old = sw.read_stats(cfg.out, shard)
         if old is not None:
             check_committed(old, cfg, fingerprint, shard)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import functools
 import json
 import logging
 import sys
@@ -29,11 +31,13 @@ from apache_beam.utils.windowed_value import WindowedValue
 from openwit.common.beamrun import counters, is_local, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.common.files import match_files
+from openwit.common.outdir import check_out, out_lock
 from openwit.common.progress import progress
+from openwit.pipeline import shard_writer as sw
+from openwit.pipeline.shard_check import all_checked, check_candidates, check_existing, check_shard
 from openwit.pipeline.shard_config import ShardConfig, add_shard_flags, shard_config
 from openwit.pipeline.shard_dedup import add_dedup_pass
-from openwit.pipeline.shard_fetch import check_committed
-from openwit.pipeline.shard_plan import bucket_of, bucket_offsets, rank_bucket, settings_fingerprint, sort_hash
+from openwit.pipeline.shard_plan import bucket_of, bucket_offsets, rank_bucket, sort_hash
 
 log = logging.getLogger("openwit.shards")
 NS = "shards"
@@ -98,7 +102,7 @@ class WriteShardFn(beam.DoFn):
             Metrics.counter(NS, f"shards_{action}").inc()
             yield stats
 
-    def process(self, element):
+    def process(self, element, checked=None):
         shard, items = element
         try:
             self._pending.append(self.builder.submit(shard, list(items), self._count))
@@ -122,34 +126,43 @@ def _ranked(element, offsets: dict, samples_per_shard: int):
     yield from rank_bucket(bucket, members, offsets[bucket], samples_per_shard)
 
 
-def _shard_transform(candidates: beam.PCollection, cfg: ShardConfig) -> beam.PCollection:
-    """Plan by hash rank (see shard_plan), group per shard, build each shard; returns stats."""
-    keyed = candidates | "ShardHash" >> beam.Map(_keyed, cfg.seed)
+def _plan(candidates: beam.PCollection, seed, samples_per_shard: int) -> beam.PCollection:
+    """(shard, [(index, candidate)]) by hash rank (see shard_plan)."""
+    keyed = candidates | "ShardHash" >> beam.Map(_keyed, seed)
     offsets = (keyed
                | "BucketCount" >> beam.combiners.Count.PerKey()
                | "BucketCounts" >> beam.combiners.ToDict()
                | "BucketOffsets" >> beam.Map(bucket_offsets))
-    stats = (keyed
-             | "GroupBucket" >> beam.GroupByKey()
-             | "Rank" >> beam.FlatMap(_ranked, beam.pvalue.AsSingleton(offsets), cfg.samples_per_shard)
-             | "GroupShard" >> beam.GroupByKey()
-             | "WriteShard" >> beam.ParDo(WriteShardFn(cfg)))
+    return (keyed
+            | "GroupBucket" >> beam.GroupByKey()
+            | "Rank" >> beam.FlatMap(_ranked, beam.pvalue.AsSingleton(offsets), samples_per_shard)
+            | "GroupShard" >> beam.GroupByKey())
+
+
+def _shard_transform(candidates: beam.PCollection, cfg: ShardConfig) -> beam.PCollection:
+    """Plan, check every shard against OUT, then group per shard and build each; returns stats.
+    WriteShard waits for the checks (a side input), so a refused run writes no shard."""
+    planned = _plan(candidates, cfg.seed, cfg.samples_per_shard)
+    checked = all_checked(planned, functools.partial(check_shard, cfg=cfg), cfg.out)
+    stats = planned | "WriteShard" >> beam.ParDo(WriteShardFn(cfg), beam.pvalue.AsSingleton(checked))
     if cfg.dedup_sha256:  # run-wide pass over the written shards (see shard_dedup)
         add_dedup_pass(stats, cfg.out)
     return stats
 
 
-def check_existing(cfg: ShardConfig, options) -> None:
-    """Fail fast in the driver when committed shards were built with other settings.
-
-    Skipped for `--dry_run=True` (build the job only: no storage access, no credentials)."""
+def add_candidates_check(candidates: beam.PCollection, out: str, options) -> None:
+    """`openwit-build --stage candidates` into an OUT with committed shards: refuse (before the
+    candidate files are committed) when the new candidates are not the ones the shards hold,
+    planned with the shards' own samples per shard and seed."""
     if options.view_as(TestOptions).dry_run:
         return
-    for path in match_files(f"{cfg.out}/*_stats.json")[:1]:
-        with FileSystems.open(path) as f:
-            stats = json.loads(f.read().decode("utf-8"))
-        if stats.get("settings") != json.loads(json.dumps(cfg.settings, default=str)):
-            check_committed(stats, cfg, settings_fingerprint(cfg.settings, ""), stats.get("shard", 0))
+    out = out.rstrip("/")
+    first = match_files(f"{out}/*_stats.json")[:1]
+    if not first:
+        return
+    settings = (sw.read_stats(out, int(first[0].rsplit("/", 1)[-1].split("_")[0])) or {}).get("settings") or {}
+    planned = _plan(candidates, settings.get("seed", 0), int(settings.get("samples_per_shard") or 10_000))
+    all_checked(planned, functools.partial(check_candidates, out=out), out)
 
 
 def _show_progress(cfg: ShardConfig) -> None:
@@ -204,13 +217,16 @@ def finish_shards(out: str, beam_args: list[str], report: bool = True) -> dict:
 
 def run_shards(candidate_rows_or_glob: str | Iterable[dict], out: str, args: argparse.Namespace,
                beam_args: list[str]) -> dict:
-    """Run the shard stage alone on candidate rows or a Parquet glob; returns the summary totals."""
+    """Run the shard stage alone on candidate rows or a Parquet glob; returns the summary totals.
+    Everything is checked before OUT is touched; OUT is held (common.outdir) while the job runs."""
+    check_out(out)
     args = argparse.Namespace(**{**vars(args), "out": out})
     options = pipeline_options(beam_args)
     cfg = shard_config(args, local=is_local(options))
     check_existing(cfg, options)
     _show_progress(cfg)
-    if isinstance(candidate_rows_or_glob, str) and not options.view_as(TestOptions).dry_run:
+    dry_run = options.view_as(TestOptions).dry_run
+    if isinstance(candidate_rows_or_glob, str) and not dry_run:
         if not match_files(candidate_rows_or_glob):
             raise UserError(f"no candidate files match {candidate_rows_or_glob}")
     p = beam.Pipeline(options=options)
@@ -219,9 +235,10 @@ def run_shards(candidate_rows_or_glob: str | Iterable[dict], out: str, args: arg
     else:
         cands = p | "Candidates" >> beam.Create(list(candidate_rows_or_glob), reshuffle=False)
     _shard_transform(cands, cfg)
-    result = p.run()
-    result.wait_until_finish()
-    totals = finish_shards(out, beam_args, report=getattr(args, "report", True))
+    with contextlib.nullcontext() if dry_run else out_lock(out):
+        result = p.run()
+        result.wait_until_finish()
+        totals = finish_shards(out, beam_args, report=getattr(args, "report", True))
     if totals:
         totals["counters"] = counters(result, NS)
     return totals

@@ -1,0 +1,72 @@
+"""Checks of a planned shard run against what OUT already holds, done before any shard is written.
+
+A shard committed in OUT must have been built with the same settings and the same candidates, and
+OUT must hold no committed shard outside the plan; otherwise the run stops with one line. In the
+pipeline the checks form one singleton (`all_checked`) that the shard writer takes as a side input,
+so every check has passed before the first shard is written: a refused run leaves OUT untouched.
+"""
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import TestOptions
+
+from openwit.common.errors import UserError
+from openwit.common.files import match_files
+from openwit.pipeline import shard_writer as sw
+from openwit.pipeline.shard_config import ShardConfig
+from openwit.pipeline.shard_fetch import check_committed, check_planned
+from openwit.pipeline.shard_plan import candidates_hash, settings_fingerprint
+
+
+def check_existing(cfg: ShardConfig, options) -> None:
+    """Fail fast in the driver when committed shards were built with other settings.
+
+    Skipped for `--dry_run=True` (build the job only: no storage access, no credentials)."""
+    if options.view_as(TestOptions).dry_run:
+        return
+    for path in match_files(f"{cfg.out}/*_stats.json")[:1]:
+        with FileSystems.open(path) as f:
+            stats = json.loads(f.read().decode("utf-8"))
+        if stats.get("settings") != json.loads(json.dumps(cfg.settings, default=str)):
+            check_committed(stats, cfg, settings_fingerprint(cfg.settings, ""), stats.get("shard", 0))
+
+
+def check_shard(element, cfg: ShardConfig) -> int:
+    shard, items = element
+    check_planned(cfg, shard, list(items))
+    return shard
+
+
+def check_no_other_shards(planned: list[int], out: str) -> int:
+    """UserError when OUT holds committed shards this run would not write (other candidates)."""
+    planned_set = set(planned)
+    extra = [path for path in match_files(f"{out}/*_stats.json")
+             if (name := path.rsplit("/", 1)[-1].split("_")[0]).isdigit() and int(name) not in planned_set]
+    if extra:
+        raise UserError(f"{out} holds shard {extra[0].rsplit('/', 1)[-1].split('_')[0]} but this run plans "
+                        f"{len(planned)} shard(s): the candidates changed (different input or settings). "
+                        f"Rerun with the original input, or write to a new --out")
+    return len(planned)
+
+
+def check_candidates(element, out: str) -> int:
+    """The committed shard holds exactly these candidates (compared by the candidates hash)."""
+    shard, items = element
+    old = sw.read_stats(out, shard)
+    cand_hash = candidates_hash(c["uid"] for _, c in sorted(items, key=lambda x: x[0]))
+    if old is not None and old.get("candidates_hash") != cand_hash:
+        raise UserError(f"shard {shard:05d} in {out} was built from other candidates (different input or "
+                        f"balancing settings). Rerun with the original settings, or write to a new --out")
+    return shard
+
+
+def all_checked(planned: beam.PCollection, check, out: str) -> beam.PCollection:
+    """A singleton that exists once every planned shard passed `check` and OUT holds no committed
+    shard outside the plan (a consumer taking it as a side input runs after all the checks)."""
+    return (planned
+            | "CheckShard" >> beam.Map(check)
+            | "PlannedShards" >> beam.combiners.ToList()
+            | "CheckCommitted" >> beam.Map(check_no_other_shards, out))
