@@ -40,9 +40,13 @@ wordnet:
 test: venv wordnet
 	OPENWIT_WORDNET_DIR=$(WORDNET_DIR) $(PY) -m pytest -q
 
+# The demo itself clears DEMO_OUT, and only when an earlier demo wrote it (DEMO_OUT/.openwit-demo).
 demo: venv wordnet
-	rm -rf $(DEMO_OUT)
 	OPENWIT_WORDNET_DIR=$(WORDNET_DIR) $(PY) -m openwit.pipeline.demo --out $(DEMO_OUT)
 
 clean:
+	@d='$(DEMO_OUT)'; if [ -e "$$d" ] && ! { [ -d "$$d" ] && [ ! -L "$$d" ] \
+	  && { [ -z "$$(ls -A "$$d")" ] || [ -f "$$d/.openwit-demo" ]; }; }; then \
+	  echo "error: $$d is not an earlier demo output (no .openwit-demo in it); make clean leaves everything alone" >&2; \
+	  exit 1; fi
 	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info

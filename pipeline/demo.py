@@ -7,12 +7,16 @@
 3. one epoch of `openwit.loader` over the shards.
 
 Nothing is read from ../shared: WordNet comes from Debian's wordnet-base, the photo from matplotlib.
+`--out` is made fresh, but only ever deleted when it is an earlier demo output (it holds the
+`.openwit-demo` marker the demo writes first); any other non-empty folder is refused.
 """
 from __future__ import annotations
 
 import argparse
 import glob
 import os
+import shutil
+import stat
 import sys
 import time
 
@@ -21,6 +25,29 @@ from openwit.queries import cli as queries_cli
 from openwit.queries import demo_data
 from openwit.pipeline import cli as build_cli
 from openwit.pipeline import demo_web
+
+
+MARKER = ".openwit-demo"
+
+
+def prepare_out(out: str) -> None:
+    """Create `out`, or empty it when an earlier demo wrote it; refuse anything else (one UserError)."""
+    if not out.strip():
+        raise UserError("--out (DEMO_OUT) must name a folder")
+    if os.path.islink(out) or (os.path.exists(out) and not os.path.isdir(out)):
+        raise UserError(f"--out {out} is not a folder (a file or a link); choose another DEMO_OUT / --out")
+    if os.path.isdir(out) and os.listdir(out):
+        try:
+            marked = stat.S_ISREG(os.lstat(os.path.join(out, MARKER)).st_mode)
+        except FileNotFoundError:
+            marked = False
+        if not marked:
+            raise UserError(f"{out} is not empty and not an earlier demo output (no {MARKER} in it): the demo "
+                            f"will not delete it; choose another DEMO_OUT / --out, or empty it yourself")
+        shutil.rmtree(out)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, MARKER), "w") as f:
+        f.write("written by the openwit demo: the next demo run into this folder deletes it first\n")
 
 
 def _step(n: int, text: str) -> float:
@@ -77,13 +104,13 @@ def run_loader(dataset: str) -> tuple[int, tuple, tuple, int]:
 @cli_main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m openwit.pipeline.demo", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="demo-out", help="output folder (made fresh)")
+    ap.add_argument("--out", default="demo-out",
+                    help=f"output folder, made fresh (deleted first only when an earlier demo wrote it: {MARKER})")
     ap.add_argument("--wordnet-dir", default=os.environ.get("OPENWIT_WORDNET_DIR", "/usr/share/wordnet"))
     ap.add_argument("--max-per-query", type=int, default=20,
                     help="balancing cap t for the demo's small pool (CLIP/MetaCLIP: 20,000)")
     args = ap.parse_args(argv)
-    if os.path.exists(os.path.join(args.out, "dataset")):
-        raise UserError(f"{args.out}/dataset exists from an earlier demo; remove {args.out} (make clean) first")
+    prepare_out(args.out)
     start = time.time()
 
     t0 = _step(1, "query list from a generated Wikipedia dump + WordNet (openwit-queries)")
