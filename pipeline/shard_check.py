@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import TestOptions
 
 from openwit.common.errors import UserError
@@ -28,8 +27,7 @@ def check_existing(cfg: ShardConfig, options) -> None:
     if options.view_as(TestOptions).dry_run:
         return
     for path in match_files(f"{cfg.out}/*_stats.json")[:1]:
-        with FileSystems.open(path) as f:
-            stats = json.loads(f.read().decode("utf-8"))
+        stats = sw.read_marker_file(path)
         if stats.get("settings") != json.loads(json.dumps(cfg.settings, default=str)):
             check_committed(stats, cfg, settings_fingerprint(cfg.settings, ""), stats.get("shard", 0))
 

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from openwit.common.atomic import atomic_open, atomic_write_bytes, atomic_write_text
+from openwit.common.errors import UserError
 from openwit.common.files import match_files
 from openwit.pipeline.shard_sample import PARQUET_SCHEMA, STATUSES, meta_json, parquet_row, sample_from_row
 
@@ -103,8 +104,17 @@ def read_stats(out: str, shard: int) -> dict | None:
     path = shard_path(out, shard, "_stats.json")
     if not FileSystems.exists(path):
         return None
-    with FileSystems.open(path) as f:
-        return json.loads(f.read().decode("utf-8"))
+    return read_marker_file(path)
+
+
+def read_marker_file(path: str) -> dict:
+    """A `_stats.json` marker; a corrupt one is a UserError naming it (never read as committed)."""
+    from openwit.pipeline.stats_io import BadShardFile, read_marker
+
+    try:
+        return read_marker(path)
+    except BadShardFile as e:
+        raise UserError(f"{e}: delete it to rebuild that shard, or write to a new --out") from None
 
 
 def read_shard(out: str, shard: int) -> list[dict]:

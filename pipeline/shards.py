@@ -13,7 +13,6 @@ import argparse
 import collections
 import contextlib
 import functools
-import json
 import logging
 import sys
 import threading
@@ -21,7 +20,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Iterable, Iterator
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import TestOptions
 from apache_beam.transforms.window import GlobalWindow
@@ -189,8 +187,7 @@ def summarize(out: str) -> dict:
     totals = {"shards": 0, "count": 0, "successes": 0, "failed_to_download": 0, "failed_to_resize": 0,
               "filtered": 0}
     for path in match_files(f"{out.rstrip('/')}/*_stats.json"):
-        with FileSystems.open(path) as f:
-            stats = json.loads(f.read().decode("utf-8"))
+        stats = sw.read_marker_file(path)
         totals["shards"] += 1
         for k in list(totals)[1:]:
             totals[k] += int(stats.get(k, 0))

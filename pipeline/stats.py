@@ -9,7 +9,9 @@ edges, no timestamps but those read from the shards, PNGs without a Software/dat
 from __future__ import annotations
 
 import json
+import logging
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from openwit.common.atomic import atomic_write_bytes, atomic_write_text
@@ -19,6 +21,7 @@ from openwit.pipeline.stats_aggregate import COLUMNS, ShardRows, throughput
 from openwit.pipeline.stats_queries import query_stats
 
 BATCH_ROWS = 65_536
+log = logging.getLogger("openwit.stats")
 
 
 def _settings_key(marker: dict) -> str | None:
@@ -44,28 +47,51 @@ def _shard_summary(markers: list[dict], uncommitted: list[int]) -> dict:
     }
 
 
-def compute_stats(out_dir: str) -> dict:
-    """All report numbers for the committed shards in out_dir (JSON-ready, deterministic)."""
+def _read_shard(shard: stats_io.Shard) -> tuple[dict, pa.Table]:
+    """(marker, the needed Parquet columns) of one shard, read whole before anything is counted
+    (a shard is ~10k rows), so a shard that breaks half-way adds nothing; BadShardFile names the file."""
+    marker = stats_io.read_marker(shard.stats)
+    try:
+        with stats_io.open_read(shard.parquet) as f:
+            pf = pq.ParquetFile(f)
+            table = pf.read(columns=[c for c in COLUMNS if c in pf.schema_arrow.names])
+    except (OSError, pa.ArrowException) as e:
+        raise stats_io.BadShardFile(shard.parquet, f"cannot read the shard's Parquet ({str(e)[:200]})") from None
+    return marker, table
+
+
+def compute_stats(out_dir: str, skip_bad_shards: bool = False) -> dict:
+    """All report numbers for the committed shards in out_dir (JSON-ready, deterministic).
+
+    A committed shard whose marker or Parquet cannot be read stops it with one line naming the
+    file; with `skip_bad_shards` it is left out, logged and listed under `shards.skipped`."""
     shards, uncommitted = stats_io.list_shards(out_dir)
     if not shards:
         raise UserError(f"no shard files (*.parquet with _stats.json) in {out_dir} — run openwit-build first")
-    rows, markers = ShardRows(), []
+    rows, markers, skipped = ShardRows(), [], []
     for shard in shards:
-        marker = stats_io.read_json(shard.stats) or {}
+        try:
+            marker, table = _read_shard(shard)
+        except stats_io.BadShardFile as e:
+            if not skip_bad_shards:
+                raise UserError(f"{e} — rebuild it (delete {shard.stats} and rerun openwit-build) or pass "
+                                f"--skip-bad-shards to report without it") from None
+            log.warning("skipping shard %05d: %s", shard.shard, e)
+            skipped.append({"shard": shard.shard, "file": e.path, "error": e.detail})
+            continue
         timing = stats_io.read_json(stats_io.join(out_dir, f"timing/{shard.shard:05d}.json")) or {}
         markers.append({**marker, **timing, "_shard": shard.shard})
-        with stats_io.open_read(shard.parquet) as f:
-            pf = pq.ParquetFile(f)
-            cols = [c for c in COLUMNS if c in pf.schema_arrow.names]
-            for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=cols):
-                rows.add(batch)
+        for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+            rows.add(batch)
+    if not markers:
+        raise UserError(f"no readable shard in {out_dir}: all {len(skipped)} committed shards are damaged")
     attempted = sum(rows.status.values())
     successes = rows.status.get("success", 0)
     reasons: dict[str, dict[str, int]] = {}
     for (status, reason), n in sorted(rows.reasons.items()):
         reasons.setdefault(status, {})[reason] = n
     return {
-        "shards": _shard_summary(markers, uncommitted),
+        "shards": {**_shard_summary(markers, uncommitted), "skipped": skipped},
         "samples": {
             "attempted": attempted, "successes": successes,
             "success_rate": round(successes / attempted, 6) if attempted else 0.0,
@@ -83,12 +109,12 @@ def compute_stats(out_dir: str) -> dict:
     }
 
 
-def write_report(out_dir: str) -> str:
+def write_report(out_dir: str, skip_bad_shards: bool = False) -> str:
     """Write OUT/report/{stats.json, report.html, *.png}; returns the report folder."""
     from openwit.pipeline.stats_html import render_html  # matplotlib only when a report is made
     from openwit.pipeline.stats_plots import render_plots
 
-    stats = compute_stats(out_dir)
+    stats = compute_stats(out_dir, skip_bad_shards)
     report = stats_io.join(out_dir, "report")
     plots = render_plots(stats)
     for name, png in plots.items():

@@ -13,6 +13,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Statistics report for an openwit-build output folder (local, gs:// or s3://).",
     )
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder holding 00000.parquet + 00000_stats.json …")
+    p.add_argument("--skip-bad-shards", action="store_true",
+                   help="leave out committed shards whose Parquet or _stats.json cannot be read (logged, and "
+                        "listed in stats.json under shards.skipped) instead of stopping")
     p.add_argument("--verbose", action="store_true", help="more logging")
     return p.parse_args(argv)
 
@@ -23,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     from openwit.pipeline.stats import write_report
 
-    report = write_report(args.out_dir)
+    report = write_report(args.out_dir, skip_bad_shards=args.skip_bad_shards)
     logging.getLogger("openwit.stats").info("report written to %s", report)
     print(f"{report}/report.html")
     return 0

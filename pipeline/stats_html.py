@@ -52,6 +52,8 @@ def _overview(s: dict) -> str:
     notes = []
     if sh["uncommitted"]:
         notes.append(f"{len(sh['uncommitted'])} shard(s) without a _stats.json marker were skipped.")
+    for bad in sh.get("skipped", []):
+        notes.append(f"shard {bad['shard']:05d} left out (--skip-bad-shards): {bad['file']}: {bad['error']}")
     if sh["settings_variants"] > 1:
         notes.append(f"shards were built with {sh['settings_variants']} different settings.")
     if sh["count_from_markers"] != sm["attempted"]:

@@ -13,6 +13,7 @@ from typing import IO, NamedTuple
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from openwit.common.errors import UserError
 from openwit.common.files import match_files
 
 _SHARD_FILE = re.compile(r"^(\d{5,})(_stats\.json|\.parquet)$")
@@ -69,3 +70,23 @@ def read_json(path: str) -> dict | None:
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
+
+
+class BadShardFile(UserError):
+    """A committed shard's file that cannot be read (`path`: which one, `detail`: why)."""
+
+    def __init__(self, path: str, detail: str):
+        super().__init__(f"{path}: {detail}")
+        self.path, self.detail = path, detail
+
+
+def read_marker(path: str) -> dict:
+    """A shard's `_stats.json` commit marker; BadShardFile when it is not a JSON object."""
+    try:
+        with open_read(path) as f:
+            value = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise BadShardFile(path, f"corrupt shard marker ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(value, dict):
+        raise BadShardFile(path, f"corrupt shard marker (a JSON {type(value).__name__}, not an object)")
+    return value

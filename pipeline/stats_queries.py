@@ -8,8 +8,10 @@ from exactly the numbers it holds.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from openwit.common.errors import UserError
 from openwit.pipeline import stats_io
 
 DEFAULT_T = 20_000
@@ -27,10 +29,14 @@ def read_query_counts(out_dir: str):
     path = stats_io.join(out_dir, "query_counts.parquet")
     if not stats_io.exists(path):
         return None
-    with stats_io.open_read(path) as f:
-        pf = pq.ParquetFile(f)
-        cols = [c for c in ("query_id", "query", "matched", "kept") if c in pf.schema_arrow.names]
-        return pf.read(columns=cols)
+    try:
+        with stats_io.open_read(path) as f:
+            pf = pq.ParquetFile(f)
+            cols = [c for c in ("query_id", "query", "matched", "kept") if c in pf.schema_arrow.names]
+            return pf.read(columns=cols)
+    except (OSError, pa.ArrowException) as e:
+        raise UserError(f"{path}: cannot read it ({str(e)[:200]}) — rerun openwit-build to rewrite it, or "
+                        f"delete it to report without the per-query numbers") from None
 
 
 def _ranks(n: int, points: int = 200) -> np.ndarray:
