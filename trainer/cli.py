@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import tomllib
 
@@ -136,7 +137,8 @@ def main(argv=None) -> int:
     from openwit.trainer.train import train
 
     result = train(cfg)
-    print(json.dumps(result, default=str))
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(json.dumps(result, default=str))
     return 0
 
 

@@ -20,6 +20,11 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
+# torch 2.13 renamed the tensor collectives (the old names warn)
+_all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+_reduce_scatter = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
+
+
 class _GatherWithGrad(torch.autograd.Function):
     """all_gather along dim 0; backward: the sum over ranks of the gradient of this rank's slice."""
 
@@ -28,7 +33,7 @@ class _GatherWithGrad(torch.autograd.Function):
         rank, world = _world()
         ctx.rank, ctx.n = rank, x.shape[0]
         out = torch.empty((world * x.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device)
-        dist.all_gather_into_tensor(out, x.contiguous())
+        _all_gather(out, x.contiguous())
         return out
 
     @staticmethod
@@ -36,7 +41,7 @@ class _GatherWithGrad(torch.autograd.Function):
         grad = grad.contiguous()
         if dist.get_backend() == "nccl":
             out = torch.empty((ctx.n, *grad.shape[1:]), dtype=grad.dtype, device=grad.device)
-            dist.reduce_scatter_tensor(out, grad)
+            _reduce_scatter(out, grad)
             return out
         dist.all_reduce(grad)  # gloo has no reduce_scatter: reduce everything, keep our slice
         return grad[ctx.rank * ctx.n: (ctx.rank + 1) * ctx.n]
