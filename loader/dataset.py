@@ -109,6 +109,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
     def __post_init__(self) -> None:
         super().__init__()
         self._reading: _ShardRead | None = None  # the own shard being read (set inside a worker only)
+        self._give_up = 0
 
     @property
     def fill(self) -> bool:
@@ -194,6 +195,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
             os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core per worker
             torch.set_num_threads(1)
         self._reading = None
+        self._give_up = 2 * sum(self.counts.values()) + self.batch_size  # undecodable in a row: stop
         worker, done, raw = self.resume_point(info.id if info is not None else 0)
         quota = self.quotas()[worker] if self.fill else None
         stream = _Counted((), raw)  # a worker whose quota is done reads nothing
@@ -229,7 +231,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
         else the decodable ones among the next `batch_size` samples (a chunk with none is passed
         over). `decode_only` replays the same choice without transforms (for resuming).
         """
-        kept, bad_in_a_row, give_up = [], 0, 2 * sum(self.counts.values()) + self.batch_size
+        kept, bad_in_a_row, give_up = [], 0, self._give_up
         while True:
             chunk = list(itertools.islice(stream, self.batch_size - len(kept) if self.fill else self.batch_size))
             for s in chunk:

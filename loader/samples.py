@@ -60,8 +60,11 @@ class _TailTracker:
     """Wraps a stream, remembering the bytes read and the last 512 of them: a tar that ends without
     its zero end-of-archive block was cut short (tarfile's stream mode silently stops there)."""
 
-    def __init__(self, stream) -> None:
-        self.stream, self.total, self.tail = stream, 0, b""
+    def __init__(self, stream, url: str) -> None:
+        self.stream, self.url, self.total, self.tail = stream, url, 0, b""
+
+    def __str__(self) -> str:  # webdataset appends "@ <stream>" to member errors
+        return shard_name(self.url)
 
     def read(self, n: int = -1) -> bytes:
         data = self.stream.read(n)
@@ -128,7 +131,7 @@ def iter_shard(url: str, faults: FaultLog) -> Iterator[RawSample]:
 
     tracked = None
     try:
-        tracked = _TailTracker(_decompressed(stream))
+        tracked = _TailTracker(_decompressed(stream), url)
 
         def members():  # judged at the archive's end, before the last sample is grouped
             for m in wds.tariterators.tar_file_iterator(tracked, handler=member_error):
