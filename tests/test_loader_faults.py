@@ -157,8 +157,10 @@ def test_truncated_and_compressed_tars_are_judged_once(shared_data, tmp_path):
         assert faults.counts == {"truncated_tar": 1} and n < 12, cut
     packed = gzip.compress(data)
     (tmp_path / "whole.tar.gz").write_bytes(packed)
+    (tmp_path / "gzipped.tar").write_bytes(packed)  # compressed but named .tar: found by its magic bytes
     (tmp_path / "cut.tar.gz").write_bytes(packed[: len(packed) * 2 // 3])
-    for name, n_expected, reasons in (("whole.tar.gz", 12, {}), ("cut.tar.gz", None, {"truncated_tar": 1})):
+    for name, n_expected, reasons in (("whole.tar.gz", 12, {}), ("gzipped.tar", 12, {}),
+                                      ("cut.tar.gz", None, {"truncated_tar": 1})):
         faults = FaultLog()
         n = sum(1 for _ in iter_shard(str(tmp_path / name), faults))
         assert faults.counts == reasons and (n == n_expected or n_expected is None and 0 < n < 12), name
