@@ -6,12 +6,15 @@ Each item is `(images [B,3,H,W] float32, tokens [B,77] int64, report)`; the repo
 fault-count delta, the worker's position (logical worker, batches, raw samples consumed) and the
 real sample counts of shards whose sidecar was wrong. After its last batch every worker sends one
 report-only item `(None, None, report)`, so nothing it counted is lost; `WdsLoader` strips reports.
+Coming after a worker's last batch, it leaves the order in which torch's DataLoader interleaves the
+workers' batches (round-robin, exhausted workers dropping out) unchanged.
 
 Nothing is invented: an image that does not decode is skipped and counted (`decode_error`,
 `decompression_bomb`). With `pad` (or `resampled`) a batch is filled from the following samples of
 the stream; without, it comes out short. Because skipped samples shift the stream, a resume point
 is a count of *raw* samples per worker (exact, from this rank's `state_dict`); without one (an old
-checkpoint or another rank's), the consumed batches are replayed decoding only — slower, as exact.
+checkpoint or another rank's), the consumed batches are replayed decoding only — slower, equally
+exact wherever every worker delivers its planned batch count (always with top-up).
 """
 from __future__ import annotations
 
