@@ -46,6 +46,9 @@ def parse_args(argv=None):
                     help="keep titles with ≥ N views (default: chosen so titles fill --size)")
     ap.add_argument("--streams-per-task", type=int, default=10, metavar="K",
                     help="multistream dumps: bz2 streams (100 pages each) per parallel task")
+    ap.add_argument("--max-page-chars", type=int, default=dump.MAX_PAGE_CHARS, metavar="N",
+                    help="skip (and count) pages with more wikitext than this: bounds a worker's memory per "
+                         "page; MediaWiki's own limit is 2 MiB, so no real page is over the default")
     ap.add_argument("--verbose", action="store_true", help="Beam's INFO logging too")
     return ap.parse_known_args(argv)
 
@@ -77,8 +80,8 @@ def make_config(args) -> Config:
     unknown = sorted(set(sources) - set(union.SOURCES))
     if unknown or not sources:
         raise UserError(f"--sources: unknown {','.join(unknown) or '(empty)'}; choose from {','.join(union.SOURCES)}")
-    if args.size < 1 or args.min_unigram_count < 1 or (args.min_bigram_count or 1) < 1:
-        raise UserError("--size, --min-unigram-count and --min-bigram-count must be ≥ 1")
+    if args.size < 1 or args.min_unigram_count < 1 or (args.min_bigram_count or 1) < 1 or args.max_page_chars < 1:
+        raise UserError("--size, --min-unigram-count, --min-bigram-count and --max-page-chars must be ≥ 1")
     needs_dump = sorted(set(sources) & DUMP_SOURCES)
     if needs_dump and not args.wiki_dump:
         raise UserError(f"sources {','.join(needs_dump)} need --wiki-dump (or use --sources numeral,wordnet)")
@@ -93,7 +96,8 @@ def make_config(args) -> Config:
         wordnet=wordnet.read_wordnet(args.wordnet_dir) if "wordnet" in sources else [],
         size=args.size, min_unigram_count=args.min_unigram_count,
         min_bigram_count=args.min_bigram_count or args.min_unigram_count,
-        min_pmi=args.min_pmi, min_title_views=args.min_title_views, dump_mode=mode)
+        min_pmi=args.min_pmi, min_title_views=args.min_title_views, dump_mode=mode,
+        max_page_chars=args.max_page_chars)
 
 
 @cli_main

@@ -20,7 +20,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from openwit.common.progress import progress
 from openwit.queries import pageviews, wikitext
-from openwit.queries.dump import Task, read_task
+from openwit.queries.dump import MAX_PAGE_CHARS, Task, read_task
 
 UNIGRAM, BIGRAM, TITLE, LINK, STATS = "unigram", "bigram", "title", "link", "stats"
 _NS = "openwit.queries"
@@ -51,15 +51,17 @@ def frequent(bucket_counts: tuple[int, dict], minimum: int):
 class CountPagesFn(beam.DoFn):
     """Task → tagged partial counts: unigram/bigram/link `(bucket, {key: n})`, article `title`s, `stats`."""
 
-    def __init__(self, want_words: bool, want_titles: bool, want_links: bool, flush_at: int = 200_000):
+    def __init__(self, want_words: bool, want_titles: bool, want_links: bool, flush_at: int = 200_000,
+                 max_page_chars: int = MAX_PAGE_CHARS):
         self.want_words, self.want_titles, self.want_links = want_words, want_titles, want_links
-        self.flush_at = flush_at
+        self.flush_at, self.max_page_chars = flush_at, max_page_chars
 
     def setup(self):
         self.pages = Metrics.counter(_NS, "pages_read")
         self.articles = Metrics.counter(_NS, "articles_counted")
         self.redirects = Metrics.counter(_NS, "skipped_redirect")
         self.non_article = Metrics.counter(_NS, "skipped_non_article_namespace")
+        self.too_large = Metrics.counter(_NS, "skipped_page_too_large")
 
     def start_bundle(self):
         self.counts = {UNIGRAM: Counter(), BIGRAM: Counter(), LINK: Counter()}
@@ -77,13 +79,17 @@ class CountPagesFn(beam.DoFn):
         read_stats: dict = {}
         stats["tasks"] += 1
         report = progress("queries: reading dumps")
-        for page in read_task(Task(*task), read_stats):
+        for page in read_task(Task(*task), read_stats, self.max_page_chars):
             stats["pages"] += 1
             self.pages.inc()
             report.add(pages=1)
             if page.ns != 0:
                 stats["skipped_non_article"] += 1
                 self.non_article.inc()
+                continue
+            if page.too_large:  # text over --max-page-chars: never held, not counted
+                stats["skipped_page_too_large"] += 1
+                self.too_large.inc()
                 continue
             if page.redirect:
                 stats["skipped_redirect"] += 1

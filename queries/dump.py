@@ -1,8 +1,5 @@
-"""MediaWiki `pages-articles` XML dumps: page iteration, format checks, multistream byte ranges.
-
-Schema-agnostic: tags are compared without their namespace, so export schemas 0.3 … 0.11 read
-alike. Old schemas have no `<ns>` or `<redirect>`: the namespace then comes from the title prefix
-(names from `<siteinfo>`), and a redirect from `#REDIRECT` at the start of the text.
+"""MediaWiki `pages-articles` XML dumps: reading tasks, format checks, multistream byte ranges
+(the XML itself is parsed by `pages`, streamed, with a size limit per page).
 
 A task is `(path, start, end)`: `start is None` reads the whole file (plain XML or bz2, several
 concatenated streams allowed); otherwise bytes [start, end) of a multistream dump, a run of whole
@@ -13,38 +10,23 @@ from __future__ import annotations
 import bz2
 import io
 import re
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from typing import IO, Iterator, NamedTuple
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from openwit.common.errors import UserError
+from openwit.queries.pages import CHUNK, MAX_PAGE_CHARS, Page, iter_pages, parse_pages  # noqa: F401 (re-exported)
 
 BZ2_MAGIC = b"BZh"
 _BZ2_EOS = 0x177245385090  # bz2 end-of-stream marker (48 bits), followed by a 32-bit CRC
 _ROOT = re.compile(rb"<mediawiki[\s>]")
-_REDIRECT_TEXT = re.compile(r"\s*#redirect", re.I)
-_DEFAULT_NAMESPACES = {"media": -2, "special": -1, "talk": 1, "user": 2, "user talk": 3, "wikipedia": 4,
-                       "wikipedia talk": 5, "file": 6, "image": 6, "file talk": 7, "mediawiki": 8,
-                       "mediawiki talk": 9, "template": 10, "template talk": 11, "help": 12,
-                       "help talk": 13, "category": 14, "category talk": 15, "portal": 100,
-                       "portal talk": 101, "draft": 118, "module": 828}
 
 
 class Task(NamedTuple):
     path: str
     start: int | None = None
     end: int | None = None
-
-
-@dataclass(frozen=True)
-class Page:
-    title: str
-    ns: int
-    redirect: bool
-    text: str
 
 
 class _Counting(io.RawIOBase):
@@ -67,58 +49,6 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-def _local(tag: str) -> str:
-    return tag.rpartition("}")[2]
-
-
-def _child_text(elem: ET.Element, name: str) -> str | None:
-    for c in elem:
-        if _local(c.tag) == name:
-            return c.text or ""
-    return None
-
-
-def _page(elem: ET.Element, namespaces: dict[str, int]) -> Page:
-    title = _child_text(elem, "title") or ""
-    ns_text = _child_text(elem, "ns")
-    redirect = any(_local(c.tag) == "redirect" for c in elem)
-    text = ""
-    for c in elem:
-        if _local(c.tag) == "revision":  # the last revision wins (full-history dumps)
-            text = _child_text(c, "text") or ""
-    if ns_text is not None and ns_text.strip().lstrip("-").isdigit():
-        ns = int(ns_text)
-    else:
-        prefix, colon, _ = title.partition(":")
-        ns = namespaces.get(prefix.strip().lower(), 0) if colon else 0
-    return Page(title, ns, redirect or bool(_REDIRECT_TEXT.match(text)), text)
-
-
-def iter_pages(xml: IO[bytes], name: str) -> Iterator[Page]:
-    """Every `<page>` of a MediaWiki XML export, in file order; memory stays flat."""
-    namespaces = dict(_DEFAULT_NAMESPACES)
-    root = None
-    try:
-        for event, elem in ET.iterparse(xml, events=("start", "end")):
-            if root is None:
-                root = elem
-                if _local(elem.tag) != "mediawiki":
-                    raise UserError(f"{name}: not a MediaWiki XML dump (root element <{_local(elem.tag)}>)")
-                continue
-            if event != "end":
-                continue
-            tag = _local(elem.tag)
-            if tag == "namespace" and elem.text:
-                namespaces[elem.text.strip().lower()] = int(elem.get("key", "0"))
-            elif tag == "page":
-                yield _page(elem, namespaces)
-                root.clear()
-            elif tag == "siteinfo":
-                root.clear()
-    except ET.ParseError as e:
-        raise UserError(f"{name}: broken XML ({e})") from None
-
-
 def _open_raw(path: str) -> IO[bytes]:
     try:
         return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
@@ -126,10 +56,11 @@ def _open_raw(path: str) -> IO[bytes]:
         raise UserError(f"{path}: cannot open ({e.__class__.__name__}: {str(e).splitlines()[0][:200]})") from None
 
 
-def read_task(task: Task, stats: dict | None = None) -> Iterator[Page]:
-    """Pages of one task; adds `xml_bytes` (uncompressed) to `stats` when given."""
+def read_task(task: Task, stats: dict | None = None, max_chars: int = MAX_PAGE_CHARS) -> Iterator[Page]:
+    """Pages of one task; adds `xml_bytes` (uncompressed) to `stats` when given. A page whose
+    wikitext is over `max_chars` characters comes with `too_large` set and no text."""
     if task.start is not None:
-        yield from _read_range(task, stats)
+        yield from _read_range(task, stats, max_chars)
         return
     with _open_raw(task.path) as raw:
         counted = _Counting(raw)
@@ -140,7 +71,7 @@ def read_task(task: Task, stats: dict | None = None) -> Iterator[Page]:
             stream = bz2.BZ2File(stream)
         xml = _Counting(stream)
         try:
-            yield from iter_pages(io.BufferedReader(xml, 1 << 20), task.path)
+            yield from iter_pages(xml, task.path, max_chars)
         except EOFError:
             raise UserError(f"{task.path}: truncated bz2 stream after {_mb(counted.n)} — re-download the file") from None
         except OSError as e:
@@ -152,28 +83,59 @@ def read_task(task: Task, stats: dict | None = None) -> Iterator[Page]:
 
 def decompress_streams(data: bytes, name: str) -> bytes:
     """Concatenated whole bz2 streams → their decompressed bytes; a cut-off stream is an error."""
-    out = []
+    return b"".join(stream_chunks(data, name))
+
+
+def stream_chunks(data: bytes, name: str) -> Iterator[bytes]:
+    """The decompressed bytes of concatenated whole bz2 streams, at most CHUNK bytes at a time (a
+    stream that inflates to a huge page is never held whole); a cut-off stream is an error."""
     while data:
         d = bz2.BZ2Decompressor()
         try:
-            out.append(d.decompress(data))
+            out = d.decompress(data, CHUNK)
+            while True:
+                yield out
+                if d.eof or d.needs_input:
+                    break
+                out = d.decompress(b"", CHUNK)
         except OSError as e:
             raise UserError(f"{name}: corrupt bz2 data ({e}) — re-download the file") from None
         if not d.eof:
             raise UserError(f"{name}: truncated bz2 stream — re-download the file")
         data = d.unused_data
-    return b"".join(out)
 
 
-def _read_range(task: Task, stats: dict | None) -> Iterator[Page]:
+def _read_range(task: Task, stats: dict | None, max_chars: int) -> Iterator[Page]:
     name = f"{task.path}[{task.start}:{task.end}]"
     with _open_raw(task.path) as raw:
         raw.seek(task.start)
         data = raw.read(task.end - task.start if task.end is not None else -1)
-    xml = decompress_streams(data, name).split(b"</mediawiki>", 1)[0]
-    if stats is not None:
-        stats["xml_bytes"] = stats.get("xml_bytes", 0) + len(xml)
-    yield from iter_pages(io.BytesIO(b"<mediawiki>" + xml + b"</mediawiki>"), name)
+    counted = {"n": 0}
+
+    def chunks() -> Iterator[bytes]:
+        """`<mediawiki>` + the range's pages, up to the dump's own `</mediawiki>` (if in range)."""
+        yield b"<mediawiki>"
+        end_tag, pending = b"</mediawiki>", b""
+        for out in stream_chunks(data, name):
+            pending += out
+            end = pending.find(end_tag)
+            if end >= 0:
+                pending = pending[:end]
+                break
+            keep = len(pending) - len(end_tag) + 1  # an end tag may start in the last bytes
+            if keep > 0:
+                counted["n"] += keep
+                yield pending[:keep]
+                pending = pending[keep:]
+        counted["n"] += len(pending)
+        yield pending
+        yield end_tag
+
+    try:
+        yield from parse_pages(chunks(), name, max_chars)
+    finally:
+        if stats is not None:
+            stats["xml_bytes"] = stats.get("xml_bytes", 0) + counted["n"]
 
 
 def index_path(dump_path: str) -> str | None:

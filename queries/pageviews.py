@@ -9,7 +9,7 @@ Titles come as in URLs (underscores); they are normalized like dump titles so bo
 """
 from __future__ import annotations
 
-from openwit.queries.dump import _DEFAULT_NAMESPACES
+from openwit.queries.pages import _DEFAULT_NAMESPACES
 from openwit.queries.wikitext import normalize_title
 
 HOURLY_DOMAINS = frozenset({"en", "en.m"})

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import apache_beam as beam
 
 from openwit.queries import output, union
+from openwit.queries.dump import MAX_PAGE_CHARS
 from openwit.queries.count import (BIGRAM, LINK, STATS, TITLE, UNIGRAM, CountPagesFn, MergeCounts,
                                    ParsePageviewsFn, frequent)
 from openwit.queries.pmi import pmi
@@ -33,6 +34,7 @@ class Config:
     min_pmi: float | None = None
     min_title_views: int | None = None
     dump_mode: dict = field(default_factory=dict)
+    max_page_chars: int = MAX_PAGE_CHARS
 
 
 class _Reversed(str):
@@ -101,7 +103,8 @@ def build(p: beam.Pipeline, cfg: Config) -> None:
     stats = p | "NoStats" >> beam.Create([{}])
     if cfg.tasks:
         counted = (p | "Tasks" >> beam.Create(cfg.tasks) | "Spread" >> beam.Reshuffle()
-                   | "CountPages" >> beam.ParDo(CountPagesFn(want_words, want_titles, want_titles and not cfg.pageviews))
+                   | "CountPages" >> beam.ParDo(CountPagesFn(want_words, want_titles, want_titles and not cfg.pageviews,
+                                                           max_page_chars=cfg.max_page_chars))
                    .with_outputs(UNIGRAM, BIGRAM, TITLE, LINK, STATS))
         stats = counted[STATS] | "SumStats" >> beam.CombineGlobally(MergeCounts())
         if want_words:
@@ -194,6 +197,7 @@ def make_summary(cfg: dict, ql: union.QueryList, stats: dict) -> dict:
         "thresholds": thresholds,
         "inputs": {"wiki_dumps": cfg["wiki_dumps"], "dump_read_mode": cfg["dump_mode"],
                    "pageviews": cfg["pageviews"], "wordnet_dir": cfg["wordnet_dir"]},
-        "read": stats,
+        "read": {"skipped_page_too_large": 0, **stats} if stats else stats,
+        "limits": {"max_page_chars": cfg.get("max_page_chars", MAX_PAGE_CHARS)},
         "notes": notes,
     }

@@ -9,6 +9,11 @@ core, a full parse tree is an order of magnitude slower. What is kept and droppe
 - kept as text: `[[target|label]]` → label, `[[target]]s` → targets, `[http://… label]` → label,
   `[[File:…|thumb|caption]]` → caption, headings, list items, bold/italic text, HTML entities decoded.
 
+Every pass is linear in the page size, also on hostile markup (thousands of unclosed `<ref>`s,
+`[[`s nested a thousand deep): no regex here can backtrack over more than one tag or one line,
+and nested `{{…}}`, `{|…|}` and `[[…]]` are matched with a stack in one pass instead of removing
+the innermost level again and again (see `_nested_spans`, `_links`).
+
 Tokenization (a decision, documented in the README): a token is a run of letters/digits with
 inner hyphens or apostrophes (`anarcho-communism`, `Workers'` → `Workers`, `don't`), original case
 kept, because MetaCLIP's matching is case-sensitive and counts words as they appear. Bigrams are
@@ -22,19 +27,28 @@ import re
 from typing import Iterator
 
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
-_DROP_BLOCKS = re.compile(
-    r"<(ref|math|gallery|timeline|score|syntaxhighlight|source|pre|graph|mapframe|imagemap|chem|ce)"
-    r"\b[^>]*?(?:/>|>.*?</\1\s*>)", re.S | re.I)
-_SELF_CLOSING_REF = re.compile(r"<ref\b[^>]*/>", re.I)
-_TEMPLATE = re.compile(r"\{\{(?:[^{}]|\{(?!\{)|\}(?!\}))*\}\}")
+_BLOCK_NAMES = ("ref", "math", "gallery", "timeline", "score", "syntaxhighlight", "source", "pre", "graph",
+                "mapframe", "imagemap", "chem", "ce")
+_BLOCK_OPEN = re.compile(rf"<({'|'.join(_BLOCK_NAMES)})\b[^<>]*?(/?)>", re.I)
+_BLOCK_CLOSE = {name: re.compile(rf"</{name}\s*>", re.I) for name in _BLOCK_NAMES}
+# Innermost parameters, templates, tables and links: one pass of each is linear; nested markup
+# needs more passes (a few are done), deeper nesting is finished by the one-pass stack functions.
 _PARAM = re.compile(r"\{\{\{[^{}]*\}\}\}")
+_TEMPLATE = re.compile(r"\{\{(?:[^{}]|\{(?!\{)|\}(?!\}))*\}\}")
 _TABLE = re.compile(r"\{\|(?:(?!\{\|).)*?\|\}", re.S)
+_FAST_PASSES = 3
+_PARAM_TOKEN = re.compile(r"\{\{\{|\}\}\}|[{}]")
+_TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}")
+_TABLE_TOKEN = re.compile(r"\{\||\|\}")
 _LINK = re.compile(r"\[\[([^\[\]]*)\]\]([^\W\d_]*)")
-_EXT_LINK = re.compile(r"\[(?:https?:|ftp:|//|mailto:)[^\s\]]*\s*([^\]]*)\]", re.I)
+_BRACKETS = re.compile(r"\[+|\]+")
+_LINK_TRAIL = re.compile(r"[^\W\d_]*")
+_MAX_LINK_DEPTH = 8  # deeper [[ ]] nesting (never seen in articles) is left as text
+_EXT_LINK = re.compile(r"\[(?:https?:|ftp:|//|mailto:)[^\s\[\]]*+\s*+([^\[\]]*+)\]", re.I)
 _URL = re.compile(r"(?:https?|ftp)://\S+", re.I)
 _TAG = re.compile(r"</?[A-Za-z][^<>]*?/?>")
 _EMPHASIS = re.compile(r"'{2,}")
-_HEADING = re.compile(r"^(=+)\s*(.*?)\s*\1\s*$", re.M)
+_HEADING_LINE = re.compile(r"^=[^\n]*", re.M)
 _LIST_MARK = re.compile(r"^[*#:;]+\s*", re.M)
 _MAGIC = re.compile(r"__[A-Z]+__|^-{4,}", re.M)
 _SPACES = re.compile(r"[ \t\u00a0\u2009\u200a\u202f]+")
@@ -54,8 +68,8 @@ _TOKEN = re.compile(r"[^\W_]+(?:['\-][^\W_]+)*")
 _RUN = re.compile(r"[^\W_]+(?:['\-][^\W_]+)*(?:[ \t]+[^\W_]+(?:['\-][^\W_]+)*)*")
 
 
-def _link_text(match: re.Match) -> str:
-    inner, trail = match.group(1), match.group(2)
+def _link_text(inner: str, trail: str) -> str:
+    """The visible text of a link `[[inner]]trail` (empty for category and interwiki links)."""
     target, _, rest = inner.partition("|")
     prefix, colon, _ = target.partition(":")
     p = prefix.strip().lower()
@@ -71,29 +85,140 @@ def _link_text(match: re.Match) -> str:
     return label + trail
 
 
-def _repeat(pattern: re.Pattern, repl, text: str) -> str:
-    """Apply a substitution until nothing changes (innermost-first for nested markup)."""
-    while True:
+def _drop_blocks(text: str) -> str:
+    """Remove `<ref>…</ref>`, `<math>…</math>`, … and self-closing `<ref … />`. An opening tag
+    without its closing tag stays (as before); each tag name's closing tag is searched for at most
+    until it is known to be absent, so the pass is linear."""
+    out, pos, no_close = [], 0, {}
+    for m in _BLOCK_OPEN.finditer(text):
+        if m.start() < pos:
+            continue
+        if m.group(2):  # <ref name="x" />
+            out.append(text[pos:m.start()])
+            pos = m.end()
+            continue
+        name = m.group(1).lower()
+        if no_close.get(name, len(text) + 1) <= m.end():
+            continue
+        close = _BLOCK_CLOSE[name].search(text, m.end())
+        if close is None:
+            no_close[name] = m.end()
+            continue
+        out.append(text[pos:m.start()])
+        pos = close.end()
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _nested_spans(text: str, token: re.Pattern, opener: str, closer: str) -> str:
+    """Remove every balanced `opener … closer` (nested ones inside), in one pass with a stack; the
+    result equals removing the innermost pair again and again. Unmatched tokens stay; any other
+    token (a stray brace, for parameters) ends every pair open before it, as the innermost-first
+    rule can never close those."""
+    if opener not in text:
+        return text
+    stack, spans = [], []
+    for m in token.finditer(text):
+        t = m.group(0)
+        if t == opener:
+            stack.append(m.start())
+        elif t == closer and stack:
+            spans.append((stack.pop(), m.end()))
+        elif t != closer:
+            stack.clear()
+    if not spans:
+        return text
+    out, pos = [], 0
+    for start, end in sorted(spans):
+        if start >= pos:  # spans are nested or apart: skip those inside one already removed
+            out.append(text[pos:start])
+            pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _links(text: str) -> str:
+    """Replace `[[…]]` links innermost first (File captions hold links), in one pass with a stack.
+    As `\[\[([^\[\]]*)\]\]` applied again and again: a run of brackets opens or closes as many
+    links as it has pairs, an odd bracket left over is text and ends every link open around it;
+    links nested deeper than _MAX_LINK_DEPTH stay text; letters right after `]]` belong to the
+    link (`[[cat]]s`)."""
+    out, stack, pos = [], [], 0
+    for m in _BRACKETS.finditer(text):
+        if m.start() < pos:
+            continue  # inside a link trail already consumed
+        out.append(text[pos:m.start()])
+        pos, run = m.end(), m.group(0)
+        pairs, odd = divmod(len(run), 2)
+        if run[0] == "[":
+            if odd:
+                stack.clear()
+                out.append("[")
+            for _ in range(pairs):
+                stack.append(len(out))
+                out.append("[[")
+            del stack[:-_MAX_LINK_DEPTH]
+            continue
+        closed = 0
+        while closed < pairs and stack:
+            i = stack.pop()
+            inner = "".join(out[i + 1:])
+            del out[i:]
+            closed += 1
+            trail = ""
+            if closed == pairs and not odd:
+                trail = _LINK_TRAIL.match(text, pos).group(0)
+                pos += len(trail)
+            out.append(_link_text(inner, trail))
+        if closed < pairs or odd:
+            stack.clear()
+            out.append("]" * (len(run) - 2 * closed))
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _heading(match: re.Match) -> str:
+    """`== Title ==` → `Title`: the same number of `=` off both ends (the smaller run), as
+    `^(=+)\s*(.*?)\s*\1\s*$` would, without its cubic backtracking on a line of `=`s."""
+    line = match.group(0)
+    body = line.rstrip()
+    lead, trail = len(body) - len(body.lstrip("=")), len(body) - len(body.rstrip("="))
+    if lead == len(body):  # only "="s
+        n = len(body) // 2
+        return body[n:len(body) - n] if n else line
+    n = min(lead, trail)
+    return body[n:len(body) - n].strip() if n else line
+
+
+def _innermost_first(text: str, pattern: re.Pattern, repl, finish) -> str:
+    """Replace the innermost matches of `pattern` again and again, as long as that changes the
+    text: a few regex passes (quick, and enough for real pages), then `finish` (one linear pass
+    with a stack, the same result) for whatever nesting is left."""
+    for _ in range(_FAST_PASSES):
         new = pattern.sub(repl, text)
         if new == text:
             return text
         text = new
+    return finish(text)
+
+
+def _link_match(m: re.Match) -> str:
+    return _link_text(m.group(1), m.group(2))
 
 
 def strip_markup(wikitext: str) -> str:
     """Plain text of a page's wikitext: see the module docstring for what is kept."""
     text = _COMMENT.sub("", wikitext)
-    text = _DROP_BLOCKS.sub("", text)
-    text = _SELF_CLOSING_REF.sub("", text)
-    text = _repeat(_PARAM, "", text)
-    text = _repeat(_TEMPLATE, "", text)
-    text = _repeat(_TABLE, "", text)
+    text = _drop_blocks(text)
+    text = _innermost_first(text, _PARAM, "", lambda t: _nested_spans(t, _PARAM_TOKEN, "{{{", "}}}"))
+    text = _innermost_first(text, _TEMPLATE, "", lambda t: _nested_spans(t, _TEMPLATE_TOKEN, "{{", "}}"))
+    text = _innermost_first(text, _TABLE, "", lambda t: _nested_spans(t, _TABLE_TOKEN, "{|", "|}"))
     text = _EXT_LINK.sub(r"\1", text)
-    text = _repeat(_LINK, _link_text, text)
+    text = _innermost_first(text, _LINK, _link_match, _links)
     text = _URL.sub("", text)
     text = _TAG.sub("", text)
     text = _EMPHASIS.sub("", text)
-    text = _HEADING.sub(r"\2", text)
+    text = _HEADING_LINE.sub(_heading, text)
     text = _LIST_MARK.sub("", text)
     text = _MAGIC.sub("", text)
     text = html.unescape(text).replace("\u2019", "'")
