@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,7 +16,7 @@ from openwit.common.files import match_files
 
 log = logging.getLogger(__name__)
 
-STAGING = ".openwit-staging"  # openwit-build writes the candidate outputs here, then commits them
+STAGING = ".openwit-staging"  # + "-RUN": openwit-build writes the candidate outputs there, then commits them
 OUTPUT_FILES = ("query_counts.parquet", "queries_meta.json")
 CANDIDATE_SCHEMA = pa.schema([
     ("url", pa.string()), ("caption", pa.string()), ("query_ids", pa.list_(pa.int32())),
@@ -102,10 +103,24 @@ def write_balance_meta(out: str, meta: dict) -> str:
     return path
 
 
-def staging_dir(out: str) -> str:
-    """`OUT/.openwit-staging`: where openwit-build writes candidates/, query_counts.parquet and
-    queries_meta.json until the run has passed every check against what OUT already holds."""
-    return FileSystems.join(out, STAGING)
+def staging_dir(out: str, run_id: str) -> str:
+    """`OUT/.openwit-staging-RUN`: where one openwit-build run writes candidates/,
+    query_counts.parquet and queries_meta.json until it has passed every check against what OUT
+    already holds (its own name, so a failed run removes only what it wrote)."""
+    return FileSystems.join(out, f"{STAGING}-{run_id}")
+
+
+def remove_stale_staging(out: str, keep: str) -> None:
+    """Remove staging folders left by killed runs (only one run holds OUT, so any other is stale)."""
+    if "://" not in out:
+        stale = [os.path.join(out, n) for n in os.listdir(out) if n.startswith(f"{STAGING}-")]
+    else:
+        stale = sorted({p[: p.index("/", len(out.rstrip("/")) + 1)]
+                        for p in match_files(FileSystems.join(out, f"{STAGING}-*/**"))})
+    for path in stale:
+        if path.rstrip("/") != keep.rstrip("/"):
+            log.info("removing %s (left by a killed run)", path)
+            remove_tree(path)
 
 
 def commit_candidate_outputs(staging: str, out: str) -> None:

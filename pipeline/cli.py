@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import uuid
 from typing import Sequence
 
 import apache_beam as beam
@@ -20,7 +21,8 @@ from openwit.common.beamrun import counters, is_dry_run, is_local, pipeline_opti
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.common.outdir import check_out, out_lock
 from openwit.pipeline.candidates import NS, candidates_transform, expand_inputs
-from openwit.pipeline.candidates_io import commit_candidate_outputs, load_queries, staging_dir
+from openwit.pipeline.candidates_io import (commit_candidate_outputs, load_queries, remove_stale_staging,
+                                            staging_dir)
 from openwit.pipeline.shard_config import add_shard_flags
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,20 +109,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError("--stage all needs the fetch stage (openwit.pipeline.shards), not available "
                             "in this version; use --stage candidates")
     options = pipeline_options(beam_args)
-    p = _pipeline(args, beam_args, options, shards)  # every up-front check; nothing written yet
+    staging = staging_dir(args.out, uuid.uuid4().hex[:12])
+    p = _pipeline(args, beam_args, options, shards, staging)  # every up-front check; nothing written yet
     if is_dry_run(options):
         p.run().wait_until_finish()
         print("dry run: the job was built and checked, nothing was submitted or written")
         return 0
     with out_lock(args.out):
-        return _run_locked(p, args, beam_args, options, shards)
+        return _run_locked(p, staging, args, beam_args, options, shards)
 
 
-def _pipeline(args: argparse.Namespace, beam_args: list[str], options, shards) -> beam.Pipeline:
+def _pipeline(args: argparse.Namespace, beam_args: list[str], options, shards, staging: str) -> beam.Pipeline:
     """The whole job; the shard stage (or, with --stage candidates, its check of the candidates
     against committed shards) refuses a run that would mix with what OUT holds."""
     p = beam.Pipeline(options=options)
-    candidates = build_candidates(p, args, staging_dir(args.out))
+    candidates = build_candidates(p, args, staging)
     if shards is not None:
         shards.add_shard_stage(candidates, args, beam_args)  # checks the committed shards' settings
     else:
@@ -130,15 +133,15 @@ def _pipeline(args: argparse.Namespace, beam_args: list[str], options, shards) -
     return p
 
 
-def _run_locked(p: beam.Pipeline, args: argparse.Namespace, beam_args: list[str], options, shards) -> int:
-    staging = staging_dir(args.out)
-    remove_tree(staging)  # left by a killed run
+def _run_locked(p: beam.Pipeline, staging: str, args: argparse.Namespace, beam_args: list[str], options,
+                shards) -> int:
     try:
         result = p.run()
         result.wait_until_finish()
         commit_candidate_outputs(staging, args.out)
+        remove_stale_staging(args.out, keep=staging)
     finally:
-        remove_tree(staging)
+        remove_tree(staging)  # a failed or refused run: only what it wrote itself
     counts = counters(result, NS)
     print(summary(counts))
     if shards is not None and hasattr(shards, "finish_shards"):

@@ -69,7 +69,7 @@ def _consistent(out: Path) -> None:
     assert sorted(r["uid"] for r in rows) == sorted(c["uid"] for c in cands)
     kept = pq.read_table(out / "query_counts.parquet").column("kept").to_pylist()
     assert sum(kept) == sum(len(c["query_ids"]) for c in cands)
-    assert not (out / ".openwit-staging").exists() and not (out / LOCK_NAME).exists()
+    assert not list(out.glob(".openwit-staging*")) and not (out / LOCK_NAME).exists()
 
 
 def test_refused_reruns_leave_out_byte_identical(inputs, tmp_path, capsys):
@@ -78,8 +78,12 @@ def test_refused_reruns_leave_out_byte_identical(inputs, tmp_path, capsys):
     assert _build(qdir, [a], out) == 0
     capsys.readouterr()
     _consistent(out)
+    committed = _digest(out)
+    assert any(name.startswith("candidates/") for name in committed) and "00000.tar" in committed
+    killed = out / ".openwit-staging-0123456789ab" / "candidates"  # what a killed run leaves
+    killed.mkdir(parents=True)
+    (killed / "candidates-00000-of-00001.parquet").write_bytes(b"half")
     before = _digest(out)
-    assert any(name.startswith("candidates/") for name in before) and "00000.tar" in before
 
     assert _build(qdir, [b], out) == 2  # other input → other candidates in shard 00000
     assert "different input" in _one_line(capsys)
@@ -99,7 +103,7 @@ def test_refused_reruns_leave_out_byte_identical(inputs, tmp_path, capsys):
     assert _digest(out) == before
 
     assert _build(qdir, [a], out) == 0  # the same command again: resumes, same bytes
-    assert _digest(out) == before
+    assert _digest(out) == committed  # and the killed run's staging folder is gone
 
 
 def test_stale_lock_is_taken_over_other_host_is_not(inputs, tmp_path, capsys, caplog):
