@@ -111,7 +111,8 @@ def _take_over(fd: int, path: str, out: str) -> None:
     old = _read_holder(fd)
     if old is None:
         return
-    if old.get("host") not in (socket.gethostname(), "?"):
+    host = old.get("host")
+    if isinstance(host, str) and host not in (socket.gethostname(), "?", ""):
         raise UserError(f"{out} is locked by a run on another machine ({_holder_text(old)}); if that run "
                         f"is gone, delete {path}")
     reused = _pid_alive(old.get("pid")) and old.get("pid") != os.getpid()

@@ -16,6 +16,7 @@ from apache_beam.io.filesystems import FileSystems
 from openwit.common.beamrun import is_dry_run, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.common.files import expand_patterns
+from openwit.common.outdir import check_out
 from openwit.queries import dump, union, wordnet
 from openwit.queries.pipeline import Config, build
 
@@ -104,6 +105,7 @@ def make_config(args) -> Config:
 def main(argv=None) -> int:
     args, beam_args = parse_args(argv)
     setup_logging(args.verbose)
+    check_out(args.out)  # a file or an unwritable folder: one line now, not after reading the dumps
     cfg = make_config(args)
     log.info("sources %s; %d dump task(s), %d pageview file(s), %d WordNet entries",
              ",".join(cfg.sources), len(cfg.tasks), len(cfg.pageviews), len(cfg.wordnet))

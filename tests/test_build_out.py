@@ -17,6 +17,8 @@ from loopback_server import LoopbackServer
 from openwit.common.outdir import LOCK_NAME, out_lock
 from openwit.pipeline import cli
 from openwit.pipeline import shards as shards_cli
+from openwit.pipeline import stats_cli
+from openwit.queries import cli as queries_cli
 
 QUERIES = ["red", "blue", "green", "photo"]
 FLAGS = ["--stage", "all", "--samples-per-shard", "4", "--image-size", "16", "--allow-private-addresses",
@@ -151,6 +153,11 @@ def test_two_concurrent_builds_one_is_locked_out(inputs, tmp_path, server):
     assert {r["caption"].split()[1] for r in pq.read_table(out / "candidates").to_pylist()} == {"red", "blue"}
 
 
+def _shard_files(folder: Path) -> None:
+    pq.write_table(pa.table({"key": ["000000000"], "status": ["success"]}), folder / "00000.parquet")
+    (folder / "00000_stats.json").write_text('{"shard": 0, "count": 1, "successes": 1}')
+
+
 def test_bad_out_is_one_line_before_any_work(inputs, tmp_path, capsys, caplog):
     qdir, a, _ = inputs
     a_file = tmp_path / "not-a-folder"
@@ -161,9 +168,12 @@ def test_bad_out_is_one_line_before_any_work(inputs, tmp_path, capsys, caplog):
     assert "is a file, not a folder" in _one_line(capsys)
     assert shards_cli.main(["--candidates", a, "--out", str(a_file)]) == 2
     assert "is a file" in _one_line(capsys)
+    assert queries_cli.main(["--out", str(a_file), "--sources", "numeral"]) == 2
+    assert "is a file" in _one_line(capsys)
 
     locked = tmp_path / "locked"
     locked.mkdir()
+    _shard_files(locked)  # a built folder that cannot take its report either
     if os.geteuid() == 0:  # root writes through permission bits: make the folder immutable instead
         if subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode != 0:
             pytest.skip("running as root without chattr: cannot make an unwritable folder")
@@ -175,10 +185,12 @@ def test_bad_out_is_one_line_before_any_work(inputs, tmp_path, capsys, caplog):
         assert "cannot write to" in line and str(locked) in line
         assert _build(qdir, [a], locked) == 2
         assert "cannot write to the folder" in _one_line(capsys)
+        assert stats_cli.main([str(locked)]) == 2
+        assert "cannot write to" in _one_line(capsys)
     finally:
         if os.geteuid() == 0:
             subprocess.run(["chattr", "-i", str(locked)], check=True)
         else:
             locked.chmod(0o755)
-    assert list(locked.iterdir()) == []
+    assert sorted(p.name for p in locked.iterdir()) == ["00000.parquet", "00000_stats.json"]
     assert not any("candidates" in r.getMessage() for r in caplog.records)  # stopped before extraction
