@@ -106,6 +106,9 @@ def test_refused_reruns_leave_out_byte_identical(inputs, tmp_path, capsys):
 
     assert _build(qdir, [a], out) == 0  # the same command again: resumes, same bytes
     assert _digest(out) == committed  # and the killed run's staging folder is gone
+    assert cli.main(["--queries", qdir, "--input", a, "--out", str(out), "--stage", "candidates",
+                     "--runner", "FnApiRunner"]) == 0  # the shards' own candidates: accepted
+    assert _digest(out) == committed
 
 
 def test_stale_lock_is_taken_over_other_host_is_not(inputs, tmp_path, capsys, caplog):
