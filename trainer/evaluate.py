@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from openwit.common.errors import UserError
 from openwit.loader.samples import FaultLog, iter_shard
 from openwit.loader.tokenizer import CaptionTokenizer
-from openwit.loader.transforms import eval_transform, normalize_batch, open_image
+from openwit.loader.transforms import ImageTooLarge, eval_transform, normalize_batch, open_image
 from openwit.loader.urls import expand_urls, open_url, sidecar
 from openwit.trainer.loss import clip_loss
 from openwit.trainer.step import autocast_context
@@ -62,11 +62,15 @@ class Encoder:
         return torch.cat(out)
 
 
-def _decode(data: bytes, size: int) -> np.ndarray | None:
+def _decode(data: bytes, size: int) -> tuple[np.ndarray | None, str | None]:
+    """(CLIP's eval preprocessing, None) or (None, reason): `decompression_bomb` over the loader's
+    pixel limit, `decode_error` for anything Pillow cannot read. The caller counts and skips it."""
     try:
-        return eval_transform(open_image(data, size, draft=False), size)
-    except Exception:  # Pillow raises many types on corrupt data; the caller counts it
-        return None
+        return eval_transform(open_image(data, size, draft=False), size), None
+    except ImageTooLarge:
+        return None, "decompression_bomb"
+    except Exception:  # Pillow raises many types on corrupt data
+        return None, "decode_error"
 
 
 # --- zero-shot ---------------------------------------------------------------------------------
@@ -110,7 +114,7 @@ def zeroshot(enc: Encoder, folder: str, templates: list[str], classnames_file: s
     with ThreadPoolExecutor(threads) as pool:
         for i in range(0, len(items), enc.batch_size):
             chunk = items[i: i + enc.batch_size]
-            arrays = list(pool.map(lambda it: _decode(_read_file(it[0]), enc.image_size), chunk))
+            arrays = [a for a, _ in pool.map(lambda it: _decode(_read_file(it[0]), enc.image_size), chunk)]
             good = [(a, label) for a, (_, label) in zip(arrays, chunk) if a is not None]
             failed += len(chunk) - len(good)
             if not good:
@@ -155,10 +159,9 @@ def eval_batches(urls: str | list[str], image_size: int, batch_size: int, faults
             raw = [s for _, s in zip(range(batch_size), samples)]
             if not raw:
                 break
-            arrays = list(pool.map(lambda s: _decode(s.image, image_size), raw))
-            good = [(s, a) for s, a in zip(raw, arrays) if a is not None]
-            if len(good) < len(raw):
-                faults["decode_error"] += len(raw) - len(good)
+            decoded = list(pool.map(lambda s: _decode(s.image, image_size), raw))
+            good = [(s, a) for s, (a, _) in zip(raw, decoded) if a is not None]
+            faults.update(reason for _, reason in decoded if reason)
             faults.update(log_faults.take())
             if good:
                 yield EvalBatch([s.key for s, _ in good], [s.url for s, _ in good],

@@ -286,16 +286,17 @@ class Run:
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler else None, "step": self.step,
                 "schedule": {"lr": self.cfg.lr, "warmup": self.cfg.warmup, "total_steps": self.total_steps},
-                "loader": self.loader.state_dict(), "rng": self._all_rng_states(),
-                "train_config": dataclasses.asdict(self.cfg)}
+                **self._per_rank_states(), "train_config": dataclasses.asdict(self.cfg)}
 
-    def _all_rng_states(self) -> list[dict]:
-        mine = _rng_state(self.d.device)
-        if not self.d.enabled:
-            return [mine]
-        states: list = [None] * self.d.world_size
-        torch.distributed.all_gather_object(states, mine)
-        return states
+    def _per_rank_states(self) -> dict:
+        """Every rank's RNG states and loader position (lists indexed by rank), so each rank resumes
+        exactly where it was, without replaying."""
+        mine = {"rng": _rng_state(self.d.device), "loader": self.loader.state_dict()}
+        states = [mine]
+        if self.d.enabled:
+            states = [None] * self.d.world_size
+            torch.distributed.all_gather_object(states, mine)
+        return {"rng": [s["rng"] for s in states], "loader": [s["loader"] for s in states]}
 
     def save(self) -> None:
         """Every rank calls this (they all join the RNG gather); the main rank writes."""
