@@ -6,8 +6,6 @@ import uuid
 from contextlib import contextmanager
 from typing import IO, Iterator
 
-from apache_beam.io.filesystems import FileSystems
-
 
 def _tmp_name(path: str) -> str:
     head, tail = path.rsplit("/", 1) if "/" in path else ("", path)
@@ -35,6 +33,8 @@ def atomic_open(path: str, mime_type: str = "application/octet-stream") -> Itera
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return
+    from apache_beam.io.filesystems import FileSystems  # only for gs:// / s3:// (keeps local writers light)
+
     tmp = _tmp_name(path)
     ok = False
     try:
@@ -65,6 +65,8 @@ def move_file(src: str, dst: str) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
         os.replace(src, dst)
         return
+    from apache_beam.io.filesystems import FileSystems
+
     if FileSystems.exists(dst):
         FileSystems.delete([dst])
     FileSystems.rename([src], [dst])
@@ -78,6 +80,8 @@ def remove_tree(path: str) -> None:
 
             shutil.rmtree(path)
         return
+    from apache_beam.io.filesystems import FileSystems
+
     from openwit.common.files import match_files
 
     found = match_files(f"{path.rstrip('/')}/**")

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from openwit.trainer import checkpoint, interop
+from openwit.trainer import interop
 from openwit.trainer.cli import main as train_main
 from openwit.trainer.eval_cli import main as eval_main
 from openwit.trainer.evaluate import recall_at

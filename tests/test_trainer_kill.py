@@ -43,7 +43,7 @@ def test_kill_9_then_resume_matches_uninterrupted(shared_data, tmp_path):
 
     rerun = subprocess.run(_cmd(shards, killed), env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert f"resumed from" in rerun.stderr and f"step {latest['step']}" in rerun.stderr
+    assert "resumed from" in rerun.stderr and f"step {latest['step']}" in rerun.stderr
     ref = {r["step"]: r["loss"] for r in metrics(straight)}
     after = [r for r in metrics(killed) if r["step"] > latest["step"]]
     assert [r["step"] for r in after][-1] == 21

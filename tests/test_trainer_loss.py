@@ -1,7 +1,6 @@
 """Losses and steps: distributed gradients equal one process's (2 gloo processes), accumulation
 equals the big batch, non-finite steps are skipped."""
 import os
-import socket
 
 import pytest
 import torch
@@ -15,6 +14,7 @@ from openwit.trainer.loss import LOSSES, clip_loss, local_clip_loss, siglip_loss
 from openwit.trainer.model import CLIP
 from openwit.trainer.optim import make_optimizer, param_groups
 from openwit.trainer.step import Stepper
+from trainer_helpers import free_port
 
 VOCAB, N = 300, 8  # per-rank batch
 
@@ -61,14 +61,8 @@ def _rank_main(rank: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_distributed_gradients_equal_single_process(tmp_path):
-    mp.spawn(_rank_main, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_rank_main, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     images, tokens = _batch(2 * N)
     for name in ("clip", "siglip"):

@@ -12,7 +12,7 @@ import torch
 from openwit.loader.tokenizer import CaptionTokenizer
 from openwit.trainer import checkpoint
 from openwit.trainer.cli import main as train_main
-from trainer_helpers import make_shards, metrics
+from trainer_helpers import free_port, make_shards, metrics
 
 SIZES = [40, 40, 24]  # 104 samples: 7 batches of 16 per epoch (the last one topped up)
 
@@ -120,18 +120,11 @@ def test_accumulation_and_config_file(shards, tmp_path):
     assert checkpoint.load(str(out))["train_config"]["batch_size"] == 4  # the flag beat the file
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_torchrun_two_processes_on_cpu(shards, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", str(_free_port()), "-m", "openwit.trainer",
+                           "--master_port", str(free_port()), "-m", "openwit.trainer",
                            *_flags(shards, out, "--epochs", "1", "--batch-size", "8")],
                           capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

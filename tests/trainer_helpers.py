@@ -3,6 +3,7 @@ and running the CLIs in-process."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 from openwit.loader.tokenizer import CaptionTokenizer
@@ -21,3 +22,10 @@ def make_shards(out: Path, shared_data: Path, sizes: list[int]) -> str:
 def metrics(run: Path, kind: str = "train") -> list[dict]:
     lines = (run / "metrics.jsonl").read_text().splitlines()
     return [r for r in map(json.loads, lines) if r.get("kind") == kind]
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for torch.distributed rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

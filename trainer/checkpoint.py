@@ -12,11 +12,12 @@ import io
 import logging
 import os
 import re
-import uuid
 
 import fsspec
 import torch
 
+from openwit.common.atomic import _tmp_name as tmp_name
+from openwit.common.atomic import atomic_open
 from openwit.common.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -34,22 +35,14 @@ def join(folder: str, name: str) -> str:
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    """Write `data` to `path` via a temporary sibling and a rename (local: fsync + os.replace)."""
-    head, tail = (path.rsplit("/", 1) if "/" in path else ("", path))
-    tmp = (head + "/" if head else "") + f".{tail}.tmp-{uuid.uuid4().hex[:12]}"
+    """Write `data` to `path` via a temporary sibling and a rename: locally fsync + os.replace
+    (common.atomic); on fsspec stores (gs://, s3://, memory://) an upload, then a move."""
     if not _is_remote(path):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_open(path) as f:
+            f.write(data)
         return
     fs, _ = fsspec.core.url_to_fs(path)
+    tmp = tmp_name(path)
     with fs.open(tmp, "wb") as f:
         f.write(data)
     fs.mv(tmp, path)
