@@ -66,6 +66,31 @@ def test_zeroshot_retrieval_and_scores(run, capsys):
     assert "zero-shot top-1" in out and "chance 33.3%" in out
 
 
+def test_zeroshot_on_labelled_shards_equals_the_folder(run, capsys, tmp_path):
+    """The same images as labelled shards (.cls index, and .txt class name) score as the folder."""
+    import io
+    names = sorted(p.name for p in run["folder"].iterdir())
+    (tmp_path / "names.txt").write_text("\n".join(names) + "\n")
+    for style in ("cls", "txt"):
+        with tarfile.open(tmp_path / f"{style}.tar", "w") as tar:
+            for label, cls in enumerate(names):
+                for i, img in enumerate(sorted((run["folder"] / cls).iterdir())):
+                    label_bytes = str(label).encode() if style == "cls" else cls.encode()
+                    for ext, data in (("jpg", img.read_bytes()), (style, label_bytes)):
+                        info = tarfile.TarInfo(f"{cls}{i:03d}.{ext}")
+                        info.size = len(data)
+                        tar.addfile(info, io.BytesIO(data))
+    folder = _eval_json(capsys, "--checkpoint", str(run["out"]), "--zeroshot-folder", str(run["folder"]),
+                        "--templates", "clip1")
+    for style in ("cls", "txt"):
+        shards = _eval_json(capsys, "--checkpoint", str(run["out"]), "--zeroshot-shards", str(tmp_path / f"{style}.tar"),
+                            "--classnames", str(tmp_path / "names.txt"), "--templates", "clip1")
+        assert shards["zeroshot_images"] == 15
+        assert shards["zeroshot_top1"] == folder["zeroshot_top1"] and shards["zeroshot_top5"] == folder["zeroshot_top5"]
+    assert eval_main(["--checkpoint", str(run["out"]), "--zeroshot-shards", str(tmp_path / "cls.tar")]) == 2
+    assert "needs --classnames" in capsys.readouterr().err
+
+
 def test_open_clip_export_evaluates_the_same(run, capsys, tmp_path):
     from openwit.trainer.interop import load_model
     model, tok, _ = load_model(str(run["out"]))

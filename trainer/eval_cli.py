@@ -20,8 +20,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--checkpoint", required=True, help="a run folder (its latest checkpoint), a step-*.pt file, "
                                                         "or an open_clip-format state dict (.pt/.bin)")
     ap.add_argument("--zeroshot-folder", help="image folder with one sub-folder per class")
-    ap.add_argument("--classnames", help="class names, one a line, in the sorted order of the class folders "
-                                         "(default: the folder names with _ as spaces)")
+    ap.add_argument("--zeroshot-shards", help="labelled shards: each sample's .cls (an index into --classnames) "
+                                              "or .txt (a class name) is its label")
+    ap.add_argument("--classnames", help="class names, one a line: for a folder, in the sorted order of its class "
+                                         "folders (default: the folder names with _ as spaces); needed for shards")
     ap.add_argument("--templates", default="clip80", help="clip1 ('a photo of a {}.'), clip80 (CLIP's ImageNet "
                                                           "ensemble) or a file with one template a line (default: clip80)")
     ap.add_argument("--retrieval-data", help="shards for image→text / text→image recall@1/5/10")
@@ -42,22 +44,29 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args) -> dict:
     import torch
 
-    from openwit.trainer.evaluate import Encoder, retrieval, score, zeroshot
+    from openwit.trainer.evaluate import Encoder, retrieval, score, zeroshot_folder, zeroshot_shards
     from openwit.trainer.interop import load_model
     from openwit.trainer.templates import load_templates
     from openwit.trainer.train import resolve_precision
 
-    if not (args.zeroshot_folder or args.retrieval_data or args.score_data):
-        raise UserError("nothing to evaluate: pass --zeroshot-folder DIR, --retrieval-data URLS and/or --score-data URLS")
+    if not (args.zeroshot_folder or args.zeroshot_shards or args.retrieval_data or args.score_data):
+        raise UserError("nothing to evaluate: pass --zeroshot-folder DIR, --zeroshot-shards URLS, "
+                        "--retrieval-data URLS and/or --score-data URLS")
+    if args.zeroshot_folder and args.zeroshot_shards:
+        raise UserError("--zeroshot-folder and --zeroshot-shards: pass one of them")
+    if args.zeroshot_shards and not args.classnames:
+        raise UserError("--zeroshot-shards needs --classnames FILE (one class name a line; .cls indexes it)")
     if bool(args.score_data) != bool(args.score_out):
         raise UserError("--score-data and --score-out go together")
     device = torch.device("cuda" if (args.device == "auto" and torch.cuda.is_available()) or args.device == "cuda" else "cpu")
-    templates = load_templates(args.templates) if args.zeroshot_folder else []
+    templates = load_templates(args.templates) if args.zeroshot_folder or args.zeroshot_shards else []
     model, tok, info = load_model(args.checkpoint, args.model, args.tokenizer, args.quick_gelu, device)
     enc = Encoder(model, tok, device, resolve_precision(args.precision, device), args.batch_size)
     results = dict(info)
     if args.zeroshot_folder:
-        results.update(zeroshot(enc, args.zeroshot_folder, templates, args.classnames))
+        results.update(zeroshot_folder(enc, args.zeroshot_folder, templates, args.classnames))
+    if args.zeroshot_shards:
+        results.update(zeroshot_shards(enc, args.zeroshot_shards, templates, args.classnames))
     if args.retrieval_data:
         results.update(retrieval(enc, args.retrieval_data))
     if args.score_data:

@@ -23,7 +23,7 @@ from openwit.loader import make_loader
 from openwit.loader.tokenizer import CaptionTokenizer, load_tokenizer
 from openwit.trainer import checkpoint, distributed, logs
 from openwit.trainer.config import ModelConfig, model_config
-from openwit.trainer.evaluate import Encoder, retrieval, zeroshot
+from openwit.trainer.evaluate import Encoder, retrieval, zeroshot_folder
 from openwit.trainer.interop import _tokenizer_from_json
 from openwit.trainer.loss import LOSSES
 from openwit.trainer.model import CLIP, count_parameters
@@ -320,7 +320,7 @@ class Run:
             if self.cfg.val_data:
                 results.update(retrieval(enc, self.cfg.val_data))
             if self.cfg.zeroshot_folder:
-                results.update(zeroshot(enc, self.cfg.zeroshot_folder, load_templates(self.cfg.zeroshot_templates)))
+                results.update(zeroshot_folder(enc, self.cfg.zeroshot_folder, load_templates(self.cfg.zeroshot_templates)))
             self.model.train(was_training)
             log.info("eval at step %d: %s", self.step,
                      ", ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float)))
