@@ -2,7 +2,8 @@
 
 One `ShardDataset` object is pickled into each DataLoader worker. Each worker works out its own
 slot, quota and resume point from the same pure plan (plan.py), so nothing is shared at run time.
-Each item is `(images [B,3,H,W] float32, tokens [B,77] int64, report)`; the report carries the
+Each item is `(images [B,3,H,W] float32, tokens [B,77] int64, report)` (with `device_augment`,
+`images` is a `device.PixelBatch`: decoded uint8 pixels + crop boxes); the report carries the
 fault-count delta, the worker's position (logical worker, batches, raw samples consumed) and the
 real sample counts of shards whose sidecar was wrong. After its last batch every worker sends one
 report-only item `(None, None, report)`, so nothing it counted is lost; `WdsLoader` strips reports.
@@ -28,7 +29,7 @@ import torch
 import webdataset as wds
 from PIL import Image
 
-from openwit.loader import plan
+from openwit.loader import device, plan
 from openwit.loader.samples import FaultLog, RawSample, iter_shard
 from openwit.loader.tokenizer import CaptionTokenizer
 from openwit.loader.transforms import (MAX_IMAGE_PIXELS, ImageTooLarge, eval_transform, normalize_batch,
@@ -106,6 +107,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
     start_batch: int = 0  # batches of this epoch already consumed on this rank
     positions: dict | None = None  # exact resume point: {"workers": [[batches, raw]…], "next_worker": w}
     recount_skipped: bool = True  # False: what the skipped part counts is already in the restored totals
+    device_augment: bool = False  # yield device.PixelBatch (decoded uint8 + boxes) instead of float images
     faults: FaultLog = field(default_factory=FaultLog, repr=False)
     read_counts: dict = field(default_factory=dict, repr=False)  # url -> real count, where the plan's differs
 
@@ -255,18 +257,22 @@ class ShardDataset(torch.utils.data.IterableDataset):
         if decode_only:
             return True
         tokens = torch.from_numpy(self.tokenizer([s.caption for s, _ in kept]))
-        return normalize_batch([a for _, a in kept]), tokens
+        images = [a for _, a in kept]
+        return device.pack(images) if self.device_augment else normalize_batch(images), tokens
 
     def decode(self, s: RawSample, decode_only: bool = False):
-        """The transformed uint8 HWC array (True with `decode_only`), or None: skipped and counted."""
+        """The transformed uint8 HWC array (a `device.Crop` with `device_augment`; True with
+        `decode_only`), or None: skipped and counted. Both paths skip the same samples: each decodes
+        every pixel (Pillow raises on corrupt data while decoding, not while opening)."""
         try:
             img = open_image(s.image, self.image_size, draft=self.draft, max_pixels=self.max_pixels)
             if decode_only:
                 img.load()
                 return True
-            if self.train:
-                return train_transform(img, self.image_size, plan.rng_for(self.seed, "crop", self.epoch, s.url, s.key))
-            return eval_transform(img, self.image_size)
+            if not self.train:
+                return (device.eval_crop if self.device_augment else eval_transform)(img, self.image_size)
+            rng = plan.rng_for(self.seed, "crop", self.epoch, s.url, s.key)
+            return (device.train_crop if self.device_augment else train_transform)(img, self.image_size, rng)
         except (ImageTooLarge, Image.DecompressionBombError) as e:
             reason, detail = "decompression_bomb", e
         except Exception as e:  # Pillow raises many types on corrupt data

@@ -14,6 +14,7 @@ from openwit.common.hashing import blake_hex
 from openwit.loader import plan
 from openwit.loader.counts import drop_missing, probe_shards, shard_counts
 from openwit.loader.dataset import ShardDataset
+from openwit.loader.device import DeviceTransform
 from openwit.loader.tokenizer import CaptionTokenizer, load_tokenizer
 from openwit.loader.transforms import MAX_IMAGE_PIXELS
 from openwit.loader.urls import check_openers, expand_urls, shard_name
@@ -79,6 +80,11 @@ class WdsLoader:
             return d.num_batches
         d.epoch = self.epoch  # without top-up the count follows this epoch's shard split
         return sum(d.quotas())
+
+    def device_transform(self) -> DeviceTransform:
+        """What turns this loader's batches into float images on a device: `t(images, device)`
+        (PixelBatch with `device_augment`, else the float batch, only moved)."""
+        return DeviceTransform(self.dataset.image_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.batches, self._positions = epoch, 0, None
@@ -189,7 +195,7 @@ def make_loader(urls: str | Iterable[str], batch_size: int, *, image_size: int =
                 num_workers: int = 0, rank: int | None = None, world_size: int | None = None,
                 draft: bool = True, context_length: int = 77, pin_memory: bool = False,
                 epoch: int = 0, pad: bool | None = None, missing_shards: str = "error",
-                max_image_pixels: int | None = MAX_IMAGE_PIXELS) -> WdsLoader:
+                max_image_pixels: int | None = MAX_IMAGE_PIXELS, device_augment: bool = False) -> WdsLoader:
     """A loader of `(images float32 [B,3,S,S], tokens int64 [B,77])` over WebDataset shards.
 
     urls: brace patterns / `::`-joined lists / lists of local paths, http(s)://, gs://, s3://, pipe:.
@@ -204,6 +210,11 @@ def make_loader(urls: str | Iterable[str], batch_size: int, *, image_size: int =
         "skip": read the others, with a warning.
     max_image_pixels: decompression-bomb guard (the build's default); larger images are skipped
         and counted as `decompression_bomb` before decoding. None turns it off.
+    device_augment: workers only decode and pick the crop box; batches are `(PixelBatch, tokens)`
+        and `loader.device_transform()(images, device)` (an `openwit.loader.DeviceTransform`)
+        resizes and normalises them on the consumer's device — the same images as the default
+        path to a rare ±1/255. Samples, order, resume positions and faults are those of the default
+        path (a checkpoint of either mode resumes the other).
     """
     if batch_size < 1:
         raise UserError(f"batch_size must be >= 1, got {batch_size}")
@@ -223,5 +234,5 @@ def make_loader(urls: str | Iterable[str], batch_size: int, *, image_size: int =
         train=train, resampled=resampled, seed=seed,
         shuffle_buffer=(1000 if train else 0) if shuffle_buffer is None else shuffle_buffer,
         draft=draft, pad=train if pad is None else pad, rank=rank, world_size=world_size,
-        num_workers=max(1, num_workers), epoch=epoch, max_pixels=max_image_pixels)
+        num_workers=max(1, num_workers), epoch=epoch, max_pixels=max_image_pixels, device_augment=device_augment)
     return WdsLoader(dataset, num_workers=num_workers, pin_memory=pin_memory, num_samples=num_samples)

@@ -75,17 +75,20 @@ def train_transform(img: Image.Image, size: int, rng: random.Random) -> np.ndarr
     return np.array(img.resize((size, size), Image.BICUBIC, box=box))  # writable: torch needs that
 
 
+def eval_resize_geometry(width: int, height: int, size: int) -> tuple[int, int, int, int]:
+    """(new_w, new_h, left, top): the shorter side resized to `size`, then the centre `size`×`size`."""
+    if width <= height:
+        new_w, new_h = size, int(size * height / width)
+    else:
+        new_w, new_h = int(size * width / height), size
+    return new_w, new_h, int(round((new_w - size) / 2.0)), int(round((new_h - size) / 2.0))
+
+
 def eval_transform(img: Image.Image, size: int) -> np.ndarray:
     """Resize the shorter side to `size` (bicubic) and centre-crop → uint8 HWC array."""
-    w, h = img.size
-    if w <= h:
-        new_w, new_h = size, int(size * h / w)
-    else:
-        new_w, new_h = int(size * w / h), size
-    if (new_w, new_h) != (w, h):
+    new_w, new_h, left, top = eval_resize_geometry(img.width, img.height, size)
+    if (new_w, new_h) != img.size:
         img = img.resize((new_w, new_h), Image.BICUBIC)
-    left = int(round((new_w - size) / 2.0))
-    top = int(round((new_h - size) / 2.0))
     return np.array(img.crop((left, top, left + size, top + size)))
 
 
