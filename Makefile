@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 WORDNET_DIR ?= /usr/share/wordnet
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test venv wordnet clean
+.PHONY: demo test test-slow venv wordnet clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,10 @@ wordnet:
 
 test: venv wordnet
 	OPENWIT_WORDNET_DIR=$(WORDNET_DIR) $(PY) -m pytest -q
+
+# The longer end-to-end tests (kill -9 resume, whole-road runs, the trainer learning CIFAR-10).
+test-slow: venv wordnet
+	OPENWIT_WORDNET_DIR=$(WORDNET_DIR) $(PY) -m pytest -q -m slow
 
 # The demo itself clears DEMO_OUT, and only when an earlier demo wrote it (DEMO_OUT/.openwit-demo).
 demo: venv wordnet
