@@ -108,3 +108,14 @@ def test_describe_prints_open_clip_counts(capsys):
     assert "102,007,137 parameters" in capsys.readouterr().out
     assert train_main(["--model", "nope", "--describe"]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
+
+
+def test_help_texts(capsys):
+    from openwit.trainer.eval_cli import main as eval_main
+    for main in (train_main, eval_main):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--help"])
+        assert exit_info.value.code == 0
+        out = capsys.readouterr().out
+        assert "--checkpoint" in out or "--train-data" in out
+        assert "(default: None)" not in out

@@ -53,8 +53,11 @@ FLAGS = [
     ("--device", str, "auto (GPU when there is one), cpu or cuda"),
     ("--shuffle-buffer", int, "loader shuffle buffer in samples (default 1000)"),
 ]
+METAVARS = {"--train-data": "URLS", "--val-data": "URLS", "--zeroshot-folder": "DIR", "--zeroshot-templates": "T",
+            "--model": "NAME", "--model-config": "FILE", "--out": "DIR", "--precision": "P", "--resume": "latest|PATH",
+            "--loss": "clip|siglip", "--tokenizer": "FILE", "--device": "D"}
 SWITCHES = [
-    ("--grad-checkpointing", "recompute activations in the backward pass (less memory, ~30% more compute)"),
+    ("--grad-checkpointing", "recompute activations in the backward pass (less memory, ~30%% more compute)"),
     ("--dataset-resampled", "draw shards with replacement instead of splitting them into epochs"),
     ("--compile", "torch.compile the model"),
     ("--quick-gelu", "QuickGELU activation (OpenAI's released weights)"),
@@ -63,12 +66,14 @@ SWITCHES = [
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="openwit-train", description="Train CLIP on WebDataset shards (one process, "
-                                 "or many under torchrun).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                 "or many under torchrun).")
     ap.add_argument("--config", help="JSON or TOML file of these settings (keys as the flags, - or _); "
                                      "flags given on the command line override it")
     for flag, typ, text in FLAGS:
         default = getattr(DEFAULTS, flag[2:].replace("-", "_"))
-        ap.add_argument(flag, type=typ, default=None, help=f"{text} (default: {default})" if default is not None else text)
+        metavar = METAVARS.get(flag, {int: "N", float: "X"}.get(typ, "S"))
+        ap.add_argument(flag, type=typ, default=None, metavar=metavar,
+                        help=f"{text} (default: {default})" if default is not None else text)
     for flag, text in SWITCHES:
         ap.add_argument(flag, action="store_true", default=None, help=text)
     ap.add_argument("--describe", action="store_true", help="print the model's config and parameter count, then exit")
