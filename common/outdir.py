@@ -23,9 +23,9 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
+from openwit.common import layout
 from openwit.common.errors import UserError
 
-LOCK_NAME = ".openwit.lock"
 log = logging.getLogger(__name__)
 
 
@@ -128,7 +128,7 @@ def out_lock(out: str, command: str | None = None) -> Iterator[None]:
         yield
         return
     os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, LOCK_NAME)
+    path = layout.lock_path(out)
     command = command or " ".join(shlex.quote(a) for a in [os.path.basename(sys.argv[0]), *sys.argv[1:]])
     fd = _acquire(path, out)
     try:

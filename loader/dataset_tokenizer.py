@@ -11,8 +11,8 @@ from typing import Iterator
 
 import pyarrow.parquet as pq
 
+from openwit.common import layout
 from openwit.loader.tokenizer import CaptionTokenizer
-from openwit.pipeline import stats_io
 
 log = logging.getLogger(__name__)
 MAX_CAPTIONS = 1_000_000
@@ -21,8 +21,8 @@ MAX_CAPTIONS = 1_000_000
 def dataset_captions(out: str, limit: int = MAX_CAPTIONS) -> Iterator[str]:
     """Captions of the `success` rows of the committed shards' Parquet files, shard by shard, at most `limit`."""
     n = 0
-    for shard in stats_io.list_shards(out)[0]:
-        with stats_io.open_read(shard.parquet) as f:
+    for shard in layout.list_shards(out)[0]:
+        with layout.open_read(shard.parquet) as f:
             table = pq.read_table(f, columns=["caption", "status"])
         for caption, status in zip(table.column("caption").to_pylist(), table.column("status").to_pylist()):
             if status == "success" and caption:
@@ -39,7 +39,7 @@ def train_dataset_tokenizer(out: str, vocab_size: int = 32_000, limit: int = MAX
         log.warning("tokenizer: no successful captions in %s, no tokenizer.json written", out)
         return None
     tok = CaptionTokenizer.train(captions, vocab_size=vocab_size)
-    path = f"{out.rstrip('/')}/tokenizer.json"
+    path = layout.tokenizer_path(out)
     tok.save(path)
     log.info("tokenizer: byte-level BPE, %d tokens, trained on %d captions → %s", tok.vocab_size, len(captions), path)
     return path

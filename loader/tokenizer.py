@@ -29,6 +29,7 @@ import regex
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers.trainers import BpeTrainer
 
+from openwit.common import layout
 from openwit.common.errors import UserError
 from openwit.loader.urls import open_url
 
@@ -231,9 +232,9 @@ def default_tokenizer_path(first_shard_url: str | None = None) -> str | None:
     candidates = [os.environ.get("OPENWIT_TOKENIZER")]
     if first_shard_url and not first_shard_url.startswith("pipe:"):
         if "://" in first_shard_url:
-            candidates.append(first_shard_url.rsplit("/", 1)[0] + "/tokenizer.json")
+            candidates.append(layout.tokenizer_path(first_shard_url.rsplit("/", 1)[0]))
         else:
-            candidates.append(os.path.join(os.path.dirname(os.path.abspath(first_shard_url)), "tokenizer.json"))
+            candidates.append(layout.tokenizer_path(os.path.dirname(os.path.abspath(first_shard_url))))
     candidates.append(os.environ.get("OPENWIT_CLIP_BPE"))
     for pkg in ("open_clip", "clip"):
         try:

@@ -5,7 +5,6 @@ through fsspec (webdataset 1.0 has no s3 opener and shells out to curl/gsutil fo
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import IO, Iterable
@@ -15,6 +14,7 @@ import pyarrow.parquet as pq
 import webdataset as wds
 from webdataset.gopen import gopen
 
+from openwit.common import layout
 from openwit.common.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,9 @@ def shard_name(url: str) -> str:
 
 def sidecar(url: str, suffix: str) -> str | None:
     """`…/00007.tar` → `…/00007{suffix}` (None for pipe: commands or non-.tar names)."""
-    if url.startswith("pipe:") or not url.endswith(".tar"):
+    if url.startswith("pipe:") or not url.endswith(layout.TAR):
         return None
-    return url[: -len(".tar")] + suffix
+    return url[: -len(layout.TAR)] + suffix
 
 
 class BadSidecar(ValueError):
@@ -71,7 +71,7 @@ class BadSidecar(ValueError):
 
 def _read_stats_count(url: str) -> int | None:
     with open_url(url) as f:
-        stats = json.loads(f.read())
+        stats = layout.parse_marker(f.read(), url)
     for field in ("successes", "count_success", "success"):
         value = stats.get(field)
         if value is None:
@@ -94,7 +94,7 @@ def known_sample_count(url: str) -> int | None:
     A sidecar that is absent or unreadable is passed over; one with a negative or non-integer count
     is passed over with a warning (the next source is tried, then counting by reading).
     """
-    for suffix, reader in (("_stats.json", _read_stats_count), (".parquet", _read_parquet_count)):
+    for suffix, reader in ((layout.MARKER, _read_stats_count), (layout.PARQUET, _read_parquet_count)):
         side = sidecar(url, suffix)
         if side is None:
             return None

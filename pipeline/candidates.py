@@ -15,12 +15,13 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
+from openwit.common import layout
 from openwit.common.errors import UserError
 from openwit.common.files import expand_patterns
 from openwit.common.progress import progress
 from openwit.pipeline import balance
-from openwit.pipeline.candidates_io import (candidate_file_name, finish_candidates, load_queries,
-                                            write_balance_meta, write_candidates, write_query_counts)
+from openwit.pipeline.candidates_io import (finish_candidates, load_queries, write_balance_meta, write_candidates,
+                                            write_query_counts)
 from openwit.pipeline.extract import RECOGNISED, extract_file, file_kind
 from openwit.pipeline.extract_warc import BadInput
 from openwit.pipeline.match import Matcher
@@ -171,7 +172,7 @@ def _file_of(record, n_files):
 
 def _write_group(kv, out, n_files):
     index, rows = kv
-    return write_candidates(candidate_file_name(out, index, n_files), list(rows))
+    return write_candidates(layout.candidate_file(out, index, n_files), list(rows))
 
 
 def write_outputs(p, kept, matched_counts, out: str, queries_path: str, rows_per_file: int = ROWS_PER_FILE,

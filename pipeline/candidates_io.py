@@ -10,14 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from openwit.common import layout
 from openwit.common.atomic import atomic_write_bytes, atomic_write_text, move_file, remove_tree
 from openwit.common.errors import UserError
 from openwit.common.files import match_files
 
 log = logging.getLogger(__name__)
 
-STAGING = ".openwit-staging"  # + "-RUN": openwit-build writes the candidate outputs there, then commits them
-OUTPUT_FILES = ("query_counts.parquet", "queries_meta.json")
 CANDIDATE_SCHEMA = pa.schema([
     ("url", pa.string()), ("caption", pa.string()), ("query_ids", pa.list_(pa.int32())),
     ("source", pa.string()), ("page_url", pa.string()), ("uid", pa.string()),
@@ -27,14 +26,9 @@ QUERY_COUNTS_SCHEMA = pa.schema([
 ])
 
 
-def queries_file(path: str) -> str:
-    """`DIR/queries.parquet` for a folder, the path itself for a .parquet file."""
-    return path if path.endswith(".parquet") else FileSystems.join(path, "queries.parquet")
-
-
 def load_queries(path: str) -> list[str]:
     """The `query` column of queries.parquet, in row order (query ids index into it)."""
-    f = queries_file(path)
+    f = layout.queries_file(path)
     try:
         with FileSystems.open(f) as fh:
             table = pq.read_table(io.BytesIO(fh.read()))
@@ -51,14 +45,6 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return buf.getvalue()
 
 
-def candidates_dir(out: str) -> str:
-    return FileSystems.join(out, "candidates")
-
-
-def candidate_file_name(out: str, index: int, n_files: int) -> str:
-    return FileSystems.join(candidates_dir(out), f"candidates-{index:05d}-of-{n_files:05d}.parquet")
-
-
 def write_candidates(path: str, rows: list[dict]) -> str:
     """Write rows sorted by uid (same input, same bytes) atomically; returns the path."""
     rows = sorted(rows, key=lambda r: r["uid"])
@@ -71,10 +57,9 @@ def finish_candidates(out: str, written: list[str]) -> list[str]:
     """Remove candidate files of an earlier run that this run did not write; with no candidates at
     all write one empty file so readers always find the schema."""
     if not written:
-        written = [write_candidates(candidate_file_name(out, 0, 1), [])]
+        written = [write_candidates(layout.candidate_file(out, 0, 1), [])]
     keep = set(written)
-    pattern = FileSystems.join(candidates_dir(out), "*.parquet")
-    stale = [path for path in match_files(pattern) if path not in keep]
+    stale = [path for path in match_files(layout.candidates_glob(out)) if path not in keep]
     if stale:
         log.info("removing %d candidate files of an earlier run", len(stale))
         FileSystems.delete(stale)
@@ -90,7 +75,7 @@ def write_query_counts(out: str, queries_path: str, matched: dict[int, int], kep
         "matched": pa.array([matched.get(i, 0) for i in range(len(queries))], pa.int64()),
         "kept": pa.array([kept.get(i, 0) for i in range(len(queries))], pa.int64()),
     }, schema=QUERY_COUNTS_SCHEMA)
-    path = FileSystems.join(out, "query_counts.parquet")
+    path = layout.join(out, layout.QUERY_COUNTS)
     atomic_write_bytes(path, _parquet_bytes(table))
     return path
 
@@ -98,25 +83,18 @@ def write_query_counts(out: str, queries_path: str, matched: dict[int, int], kep
 def write_balance_meta(out: str, meta: dict) -> str:
     """OUT/queries_meta.json: how the list was balanced (max_per_query t, mode, oversample, seed,
     queries file); the stats report marks t on its balance curve from it."""
-    path = FileSystems.join(out, "queries_meta.json")
+    path = layout.join(out, layout.QUERIES_META)
     atomic_write_text(path, json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return path
-
-
-def staging_dir(out: str, run_id: str) -> str:
-    """`OUT/.openwit-staging-RUN`: where one openwit-build run writes candidates/,
-    query_counts.parquet and queries_meta.json until it has passed every check against what OUT
-    already holds (its own name, so a failed run removes only what it wrote)."""
-    return FileSystems.join(out, f"{STAGING}-{run_id}")
 
 
 def remove_stale_staging(out: str, keep: str) -> None:
     """Remove staging folders left by killed runs (only one run holds OUT, so any other is stale)."""
     if "://" not in out:
-        stale = [os.path.join(out, n) for n in os.listdir(out) if n.startswith(f"{STAGING}-")]
+        stale = [os.path.join(out, n) for n in os.listdir(out) if layout.is_staging_name(n)]
     else:
         stale = sorted({p[: p.index("/", len(out.rstrip("/")) + 1)]
-                        for p in match_files(FileSystems.join(out, f"{STAGING}-*/**"))})
+                        for p in match_files(layout.join(out, f"{layout.STAGING_PREFIX}-*/**"))})
     for path in stale:
         if path.rstrip("/") != keep.rstrip("/"):
             log.info("removing %s (left by a killed run)", path)
@@ -124,18 +102,18 @@ def remove_stale_staging(out: str, keep: str) -> None:
 
 
 def commit_candidate_outputs(staging: str, out: str) -> None:
-    """Move the staged candidate files and OUTPUT_FILES into OUT (one rename each), remove the
+    """Move the staged candidate files and layout.STAGED_FILES into OUT (one rename each), remove the
     candidate files of an earlier run that this run did not write, then the staging folder."""
-    new = match_files(FileSystems.join(candidates_dir(staging), "*.parquet"))
+    new = match_files(layout.candidates_glob(staging))
     names = {path.rsplit("/", 1)[-1] for path in new}
     for path in new:
-        move_file(path, FileSystems.join(candidates_dir(out), path.rsplit("/", 1)[-1]))
-    stale = [p for p in match_files(FileSystems.join(candidates_dir(out), "*.parquet"))
+        move_file(path, layout.join(layout.candidates_dir(out), path.rsplit("/", 1)[-1]))
+    stale = [p for p in match_files(layout.candidates_glob(out))
              if p.rsplit("/", 1)[-1] not in names]
     if stale:
         log.info("removing %d candidate files of an earlier run", len(stale))
         FileSystems.delete(stale)
-    for name in OUTPUT_FILES:
-        if FileSystems.exists(FileSystems.join(staging, name)):
-            move_file(FileSystems.join(staging, name), FileSystems.join(out, name))
+    for name in layout.STAGED_FILES:
+        if FileSystems.exists(layout.join(staging, name)):
+            move_file(layout.join(staging, name), layout.join(out, name))
     remove_tree(staging)

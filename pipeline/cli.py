@@ -16,13 +16,13 @@ from typing import Sequence
 
 import apache_beam as beam
 
+from openwit.common import layout
 from openwit.common.atomic import remove_tree
 from openwit.common.beamrun import counters, is_dry_run, is_local, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.common.outdir import check_out, out_lock
 from openwit.pipeline.candidates import NS, candidates_transform, expand_inputs
-from openwit.pipeline.candidates_io import (commit_candidate_outputs, load_queries, remove_stale_staging,
-                                            staging_dir)
+from openwit.pipeline.candidates_io import commit_candidate_outputs, load_queries, remove_stale_staging
 from openwit.pipeline.shard_config import add_shard_flags
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError("--stage all needs the fetch stage (openwit.pipeline.shards), not available "
                             "in this version; use --stage candidates")
     options = pipeline_options(beam_args)
-    staging = staging_dir(args.out, uuid.uuid4().hex[:12])
+    staging = layout.staging_dir(args.out, uuid.uuid4().hex[:12])
     p = _pipeline(args, beam_args, options, shards, staging)  # every up-front check; nothing written yet
     if is_dry_run(options):
         p.run().wait_until_finish()

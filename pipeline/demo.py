@@ -13,13 +13,13 @@ Nothing is read from ../shared: WordNet comes from Debian's wordnet-base, the ph
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import shutil
 import stat
 import sys
 import time
 
+from openwit.common import layout
 from openwit.common.errors import UserError, cli_main
 from openwit.queries import cli as queries_cli
 from openwit.queries import demo_data
@@ -88,10 +88,10 @@ def run_loader(dataset: str) -> tuple[int, tuple, tuple, int]:
 
     from openwit.loader import CaptionTokenizer, make_loader
 
-    shards = sorted(glob.glob(os.path.join(dataset, "[0-9]" * 5 + ".tar")))
+    shards = [layout.shard_path(dataset, s.shard, layout.TAR) for s in layout.list_shards(dataset)[0]]
     if not shards:
         raise UserError(f"no shards written in {dataset}")
-    tok = CaptionTokenizer.from_file(os.path.join(dataset, "tokenizer.json"))  # openwit-build trained it
+    tok = CaptionTokenizer.from_file(layout.tokenizer_path(dataset))  # openwit-build trained it
     loader = make_loader(shards, batch_size=16, image_size=128, seed=0)  # finds that tokenizer.json itself
     n, shape_i, shape_t = 0, (), ()
     for images, tokens in loader:

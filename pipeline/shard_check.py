@@ -13,7 +13,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import TestOptions
 
 from openwit.common.errors import UserError
-from openwit.common.files import match_files
+from openwit.common import layout
 from openwit.pipeline import shard_writer as sw
 from openwit.pipeline.shard_config import ShardConfig
 from openwit.pipeline.shard_fetch import check_committed, check_planned
@@ -26,7 +26,7 @@ def check_existing(cfg: ShardConfig, options) -> None:
     Skipped for `--dry_run=True` (build the job only: no storage access, no credentials)."""
     if options.view_as(TestOptions).dry_run:
         return
-    for path in match_files(f"{cfg.out}/*_stats.json")[:1]:
+    for path in layout.marker_paths(cfg.out)[:1]:
         stats = sw.read_marker_file(path)
         if stats.get("settings") != json.loads(json.dumps(cfg.settings, default=str)):
             check_committed(stats, cfg, settings_fingerprint(cfg.settings, ""), stats.get("shard", 0))
@@ -41,10 +41,9 @@ def check_shard(element, cfg: ShardConfig) -> int:
 def check_no_other_shards(planned: list[int], out: str) -> int:
     """UserError when OUT holds committed shards this run would not write (other candidates)."""
     planned_set = set(planned)
-    extra = [path for path in match_files(f"{out}/*_stats.json")
-             if (name := path.rsplit("/", 1)[-1].split("_")[0]).isdigit() and int(name) not in planned_set]
+    extra = [n for n in map(layout.shard_number, layout.marker_paths(out)) if n not in planned_set]
     if extra:
-        raise UserError(f"{out} holds shard {extra[0].rsplit('/', 1)[-1].split('_')[0]} but this run plans "
+        raise UserError(f"{out} holds shard {layout.shard_name(extra[0], '')} but this run plans "
                         f"{len(planned)} shard(s): the candidates changed (different input or settings). "
                         f"Rerun with the original input, or write to a new --out")
     return len(planned)

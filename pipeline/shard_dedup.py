@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from openwit.common import layout
 from openwit.pipeline import shard_writer as sw
 from openwit.pipeline.shard_sample import mark_duplicate, sample_from_row
 
@@ -63,7 +64,7 @@ def plan_group(sha256: str, group: Iterable[Record]) -> Iterator[tuple[int, tupl
 def shard_records(stats: dict, out: str) -> Iterator[tuple[str, Record]]:
     """Read the needed columns of a written shard's Parquet (local, gs://, s3://)."""
     shard = int(stats["shard"])
-    with FileSystems.open(sw.shard_path(out, shard, ".parquet")) as f:
+    with FileSystems.open(layout.shard_path(out, shard, layout.PARQUET)) as f:
         rows = pq.read_table(f, columns=["key", "status", "sha256", "error_message"]).to_pylist()
     yield from records(rows, shard)
 
@@ -71,7 +72,7 @@ def shard_records(stats: dict, out: str) -> Iterator[tuple[str, Record]]:
 def _images(out: str, shard: int, keep: set[str]) -> dict[str, tuple[str, bytes]]:
     """key → (ext, bytes) of the kept keys' images, streamed from the shard's tar."""
     images = {}
-    with FileSystems.open(sw.shard_path(out, shard, ".tar")) as f, tarfile.open(fileobj=f, mode="r|") as tar:
+    with FileSystems.open(layout.shard_path(out, shard, layout.TAR)) as f, tarfile.open(fileobj=f, mode="r|") as tar:
         for m in tar:
             key, ext = m.name.split(".", 1)
             if key in keep and ext not in ("json", "txt"):
@@ -85,7 +86,7 @@ def rewrite_shard(out: str, shard: int, stats: dict, marks: dict[str, str]) -> t
     Returns (new stats, successes removed). Tolerates a tar already rewritten by a failed attempt
     (the marked keys are simply not found there). Stats keep the shard's fingerprint: a rerun
     skips the shard."""
-    with FileSystems.open(sw.shard_path(out, shard, ".parquet")) as f:
+    with FileSystems.open(layout.shard_path(out, shard, layout.PARQUET)) as f:
         rows = pq.read_table(f).to_pylist()
     samples = [mark_duplicate(sample_from_row(r), marks[r["key"]]) if r["key"] in marks else sample_from_row(r)
                for r in rows]

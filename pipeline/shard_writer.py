@@ -17,15 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from openwit.common import layout
 from openwit.common.atomic import atomic_open, atomic_write_bytes, atomic_write_text
 from openwit.common.errors import UserError
 from openwit.common.files import match_files
 from openwit.pipeline.shard_sample import PARQUET_SCHEMA, STATUSES, meta_json, parquet_row, sample_from_row
-
-
-def shard_path(out: str, shard: int, suffix: str) -> str:
-    """`OUT/00012.tar`, `OUT/00012.parquet`, `OUT/00012_stats.json`."""
-    return f"{out.rstrip('/')}/{shard:05d}{suffix}"
 
 
 def _member(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
@@ -79,29 +75,24 @@ def shard_stats(shard: int, samples: list[dict], fingerprint: str, settings: dic
 def write_shard(out: str, shard: int, samples: list[dict], stats: dict) -> None:
     """Tar, Parquet, then the stats marker; each atomically. Removes an old marker first, so a
     rewrite (--retry-failed) that dies half-way leaves the shard uncommitted, never mixed."""
-    marker = shard_path(out, shard, "_stats.json")
+    marker = layout.shard_path(out, shard, layout.MARKER)
     if FileSystems.exists(marker):
         FileSystems.delete([marker])
-    write_tar(shard_path(out, shard, ".tar"), samples)
-    atomic_write_bytes(shard_path(out, shard, ".parquet"), parquet_bytes(samples))
+    write_tar(layout.shard_path(out, shard, layout.TAR), samples)
+    atomic_write_bytes(layout.shard_path(out, shard, layout.PARQUET), parquet_bytes(samples))
     atomic_write_text(marker, json.dumps(stats, indent=1, sort_keys=True, default=str) + "\n")
-
-
-def timing_path(out: str, shard: int) -> str:
-    """Wall-clock times live outside the shard files, so reruns stay byte-identical."""
-    return f"{out.rstrip('/')}/timing/{shard:05d}.json"
 
 
 def write_timing(out: str, shard: int, start_time: float, end_time: float, action: str) -> None:
     """When the shard was fetched (unix seconds), for the report's throughput curve."""
-    atomic_write_text(timing_path(out, shard), json.dumps(
+    atomic_write_text(layout.timing_path(out, shard), json.dumps(
         {"action": action, "end_time": round(end_time, 3), "shard": shard,
          "start_time": round(start_time, 3)}, sort_keys=True) + "\n")
 
 
 def read_stats(out: str, shard: int) -> dict | None:
     """The committed shard's stats, or None when the shard is not committed."""
-    path = shard_path(out, shard, "_stats.json")
+    path = layout.shard_path(out, shard, layout.MARKER)
     if not FileSystems.exists(path):
         return None
     return read_marker_file(path)
@@ -109,20 +100,18 @@ def read_stats(out: str, shard: int) -> dict | None:
 
 def read_marker_file(path: str) -> dict:
     """A `_stats.json` marker; a corrupt one is a UserError naming it (never read as committed)."""
-    from openwit.pipeline.stats_io import BadShardFile, read_marker
-
     try:
-        return read_marker(path)
-    except BadShardFile as e:
+        return layout.read_marker(path)
+    except layout.BadShardFile as e:
         raise UserError(f"{e}: delete it to rebuild that shard, or write to a new --out") from None
 
 
 def read_shard(out: str, shard: int) -> list[dict]:
     """A committed shard's samples (Parquet rows + image bytes from the tar) for --retry-failed."""
-    with FileSystems.open(shard_path(out, shard, ".parquet")) as f:
+    with FileSystems.open(layout.shard_path(out, shard, layout.PARQUET)) as f:
         rows = pq.read_table(io.BytesIO(f.read())).to_pylist()
     images: dict[str, tuple[str, bytes]] = {}
-    with FileSystems.open(shard_path(out, shard, ".tar")) as f:
+    with FileSystems.open(layout.shard_path(out, shard, layout.TAR)) as f:
         with tarfile.open(fileobj=io.BytesIO(f.read()), mode="r") as tar:
             for m in tar.getmembers():
                 key, ext = m.name.split(".", 1)
@@ -139,8 +128,7 @@ def read_shard(out: str, shard: int) -> list[dict]:
 
 def remove_stale_temps(out: str, shard: int) -> int:
     """Delete temporary files a killed run left for this shard; returns how many."""
-    pattern = f"{out.rstrip('/')}/.{shard:05d}*.tmp-*"
-    found = match_files(pattern)
+    found = match_files(layout.shard_temp_glob(out, shard))
     if found:
         FileSystems.delete(found)
     return len(found)

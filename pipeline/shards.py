@@ -26,6 +26,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from openwit.common import layout
 from openwit.common.beamrun import counters, is_local, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.common.files import match_files
@@ -155,10 +156,10 @@ def add_candidates_check(candidates: beam.PCollection, out: str, options) -> Non
     if options.view_as(TestOptions).dry_run:
         return
     out = out.rstrip("/")
-    first = match_files(f"{out}/*_stats.json")[:1]
+    first = layout.marker_paths(out)[:1]
     if not first:
         return
-    settings = (sw.read_stats(out, int(first[0].rsplit("/", 1)[-1].split("_")[0])) or {}).get("settings") or {}
+    settings = sw.read_marker_file(first[0]).get("settings") or {}
     planned = _plan(candidates, settings.get("seed", 0), int(settings.get("samples_per_shard") or 10_000))
     all_checked(planned, functools.partial(check_candidates, out=out), out)
 
@@ -186,7 +187,7 @@ def summarize(out: str) -> dict:
     """Totals over the committed shards' stats."""
     totals = {"shards": 0, "count": 0, "successes": 0, "failed_to_download": 0, "failed_to_resize": 0,
               "filtered": 0}
-    for path in match_files(f"{out.rstrip('/')}/*_stats.json"):
+    for path in layout.marker_paths(out):
         stats = sw.read_marker_file(path)
         totals["shards"] += 1
         for k in list(totals)[1:]:

@@ -14,9 +14,9 @@ import logging
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from openwit.common import layout
 from openwit.common.atomic import atomic_write_bytes, atomic_write_text
 from openwit.common.errors import UserError
-from openwit.pipeline import stats_io
 from openwit.pipeline.stats_aggregate import COLUMNS, ShardRows, throughput
 from openwit.pipeline.stats_queries import query_stats
 
@@ -47,16 +47,16 @@ def _shard_summary(markers: list[dict], uncommitted: list[int]) -> dict:
     }
 
 
-def _read_shard(shard: stats_io.Shard) -> tuple[dict, pa.Table]:
+def _read_shard(shard: layout.Shard) -> tuple[dict, pa.Table]:
     """(marker, the needed Parquet columns) of one shard, read whole before anything is counted
     (a shard is ~10k rows), so a shard that breaks half-way adds nothing; BadShardFile names the file."""
-    marker = stats_io.read_marker(shard.stats)
+    marker = layout.read_marker(shard.stats)
     try:
-        with stats_io.open_read(shard.parquet) as f:
+        with layout.open_read(shard.parquet) as f:
             pf = pq.ParquetFile(f)
             table = pf.read(columns=[c for c in COLUMNS if c in pf.schema_arrow.names])
     except (OSError, pa.ArrowException) as e:
-        raise stats_io.BadShardFile(shard.parquet, f"cannot read the shard's Parquet ({str(e)[:200]})") from None
+        raise layout.BadShardFile(shard.parquet, f"cannot read the shard's Parquet ({str(e)[:200]})") from None
     return marker, table
 
 
@@ -65,21 +65,21 @@ def compute_stats(out_dir: str, skip_bad_shards: bool = False) -> dict:
 
     A committed shard whose marker or Parquet cannot be read stops it with one line naming the
     file; with `skip_bad_shards` it is left out, logged and listed under `shards.skipped`."""
-    shards, uncommitted = stats_io.list_shards(out_dir)
+    shards, uncommitted = layout.list_shards(out_dir)
     if not shards:
         raise UserError(f"no shard files (*.parquet with _stats.json) in {out_dir} — run openwit-build first")
     rows, markers, skipped = ShardRows(), [], []
     for shard in shards:
         try:
             marker, table = _read_shard(shard)
-        except stats_io.BadShardFile as e:
+        except layout.BadShardFile as e:
             if not skip_bad_shards:
                 raise UserError(f"{e} — rebuild it (delete {shard.stats} and rerun openwit-build) or pass "
                                 f"--skip-bad-shards to report without it") from None
             log.warning("skipping shard %05d: %s", shard.shard, e)
             skipped.append({"shard": shard.shard, "file": e.path, "error": e.detail})
             continue
-        timing = stats_io.read_json(stats_io.join(out_dir, f"timing/{shard.shard:05d}.json")) or {}
+        timing = layout.read_json(layout.timing_path(out_dir, shard.shard)) or {}
         markers.append({**marker, **timing, "_shard": shard.shard})
         for batch in table.to_batches(max_chunksize=BATCH_ROWS):
             rows.add(batch)
@@ -115,11 +115,11 @@ def write_report(out_dir: str, skip_bad_shards: bool = False) -> str:
     from openwit.pipeline.stats_plots import render_plots
 
     stats = compute_stats(out_dir, skip_bad_shards)
-    report = stats_io.join(out_dir, "report")
+    report = layout.report_dir(out_dir)
     plots = render_plots(stats)
     for name, png in plots.items():
-        atomic_write_bytes(stats_io.join(report, name), png)
-    atomic_write_text(stats_io.join(report, "stats.json"),
+        atomic_write_bytes(layout.join(report, name), png)
+    atomic_write_text(layout.join(report, "stats.json"),
                       json.dumps(stats, sort_keys=True, indent=1, allow_nan=False, ensure_ascii=False) + "\n")
-    atomic_write_text(stats_io.join(report, "report.html"), render_html(stats, sorted(plots)))
+    atomic_write_text(layout.join(report, "report.html"), render_html(stats, sorted(plots)))
     return report

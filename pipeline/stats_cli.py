@@ -24,10 +24,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
+    from openwit.common import layout
     from openwit.common.outdir import check_out
     from openwit.pipeline.stats import write_report
 
-    check_out(f"{args.out_dir.rstrip('/')}/report")  # before reading every shard
+    check_out(layout.report_dir(args.out_dir))  # before reading every shard
 
     report = write_report(args.out_dir, skip_bad_shards=args.skip_bad_shards)
     logging.getLogger("openwit.stats").info("report written to %s", report)

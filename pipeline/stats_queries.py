@@ -11,26 +11,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from openwit.common import layout
 from openwit.common.errors import UserError
-from openwit.pipeline import stats_io
 
 DEFAULT_T = 20_000
 TOP_N = 25
 
 
 def max_per_query(out_dir: str) -> int:
-    meta = stats_io.read_json(stats_io.join(out_dir, "queries_meta.json")) or {}
+    meta = layout.read_json(layout.join(out_dir, layout.QUERIES_META)) or {}
     t = meta.get("max_per_query")
     return int(t) if isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 else DEFAULT_T
 
 
 def read_query_counts(out_dir: str):
     """The query_counts table (query_id, query, matched, kept) as a pyarrow Table, or None."""
-    path = stats_io.join(out_dir, "query_counts.parquet")
-    if not stats_io.exists(path):
+    path = layout.join(out_dir, layout.QUERY_COUNTS)
+    if not layout.exists(path):
         return None
     try:
-        with stats_io.open_read(path) as f:
+        with layout.open_read(path) as f:
             pf = pq.ParquetFile(f)
             cols = [c for c in ("query_id", "query", "matched", "kept") if c in pf.schema_arrow.names]
             return pf.read(columns=cols)

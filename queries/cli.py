@@ -13,6 +13,7 @@ import logging
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from openwit.common import layout
 from openwit.common.beamrun import is_dry_run, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.common.files import expand_patterns
@@ -115,7 +116,7 @@ def main(argv=None) -> int:
     if is_dry_run(options):
         print("dry run: the job was built and checked, nothing was submitted or written")
         return 0
-    with FileSystems.open(f"{cfg.out.rstrip('/')}/summary.json") as f:
+    with FileSystems.open(layout.join(cfg.out, layout.QUERIES_SUMMARY)) as f:
         summary = json.loads(f.read())
     per = ", ".join(f"{k} {v:,}" for k, v in summary["entries_per_source"].items())
     print(f"{summary['entries']:,} queries ({per}) → {cfg.out}")

@@ -7,11 +7,12 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from openwit.common import layout
 from openwit.common.atomic import atomic_write_bytes
 from openwit.queries.union import QueryList
 
 SCHEMA = pa.schema([("query", pa.string()), ("source", pa.string()), ("score", pa.float64())])
-FILES = ("queries.parquet", "queries.txt", "summary.json")
+FILES = (layout.QUERIES_PARQUET, layout.QUERIES_TXT, layout.QUERIES_SUMMARY)
 
 
 def render(ql: QueryList, summary: dict) -> dict[str, bytes]:
@@ -23,11 +24,11 @@ def render(ql: QueryList, summary: dict) -> dict[str, bytes]:
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
     text = "".join(f"{e.query}\n" for e in ql.entries)
-    return {"queries.parquet": buf.getvalue(), "queries.txt": text.encode("utf-8"),
-            "summary.json": (json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")}
+    return {layout.QUERIES_PARQUET: buf.getvalue(), layout.QUERIES_TXT: text.encode("utf-8"),
+            layout.QUERIES_SUMMARY: (json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")}
 
 
 def write(out_dir: str, files: dict[str, bytes]) -> None:
     """Write each file atomically; summary.json last, so its presence means the list is complete."""
-    for name in sorted(files, key=lambda n: n == "summary.json"):
-        atomic_write_bytes(f"{out_dir.rstrip('/')}/{name}", files[name])
+    for name in sorted(files, key=lambda n: n == layout.QUERIES_SUMMARY):
+        atomic_write_bytes(layout.join(out_dir, name), files[name])

@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from loopback_server import LoopbackServer
 
-from openwit.common.outdir import LOCK_NAME, out_lock
+from openwit.common.layout import LOCK as LOCK_NAME
+from openwit.common.outdir import out_lock
 from openwit.pipeline import cli
 from openwit.pipeline import shards as shards_cli
 from openwit.pipeline import stats_cli
