@@ -18,7 +18,7 @@ import os
 import subprocess
 import time
 
-from openwit.pipeline.extract_warc import images_from_warc
+from openwit.pipeline.extract.warc import images_from_warc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WARCS = sorted(glob.glob(os.path.join(HERE, "..", "..", "shared", "data", "warc", "*-warc*.warc.gz")))

@@ -23,7 +23,7 @@ from collections import Counter
 import pyarrow.parquet as pq
 
 from openwit.pipeline.match import Matcher
-from openwit.pipeline.text import spaced
+from openwit.pipeline.extract.captions import spaced
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "..", "shared", "data")

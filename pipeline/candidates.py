@@ -22,8 +22,7 @@ from openwit.common.progress import progress
 from openwit.pipeline import balance
 from openwit.pipeline.candidates_io import (finish_candidates, load_queries, write_balance_meta, write_candidates,
                                             write_query_counts)
-from openwit.pipeline.extract import RECOGNISED, extract_file, file_kind
-from openwit.pipeline.extract_warc import BadInput
+from openwit.pipeline.extract import RECOGNISED, BadInput, extract_file, file_kind
 from openwit.pipeline.match import Matcher
 
 NS = "openwit.candidates"

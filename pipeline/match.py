@@ -1,7 +1,7 @@
 """MetaCLIP sub-string matching, batched and vectorised: a token trie walked with NumPy.
 
 Semantics are exactly MetaCLIP's: query q matches text t when `" " + q + " "` is a sub-string of
-`S = spaced(t)` (openwit.pipeline.text.spaced); case-sensitive. Because the match is delimited by
+`S = spaced(t)` (openwit.pipeline.extract.captions.spaced); case-sensitive. Because the match is delimited by
 spaces on both sides, that holds exactly when `q.split(" ")` equals a run of consecutive *interior*
 parts of `S.split(" ")` (the parts between two spaces; empty parts included, so queries with odd
 spacing behave as in MetaCLIP). So the automaton is a trie over token ids instead of characters.

@@ -1,10 +1,19 @@
-"""Shared test fixtures: where the real sample data lives, and skips when it is absent."""
+"""Shared test fixtures: where the real sample data lives, and skips when it is absent.
+
+Tests live in folders mirroring the code (tests/pipeline/fetch/ for pipeline/fetch/, ...); test file
+names stay unique across the tree (pytest's default import mode). The shared helpers beside this file
+(loopback_server, test_loader_helpers, trainer_helpers) import from any folder: tests/ is on sys.path.
+"""
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
 SHARED_DATA = Path(os.environ.get("OPENWIT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 WORDNET_DIR = Path(os.environ.get("OPENWIT_WORDNET_DIR", "/usr/share/wordnet"))
 

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from openwit.pipeline.match import Matcher
-from openwit.pipeline.text import naive_match, spaced
+from openwit.pipeline.extract.captions import naive_match, spaced
 
 TRICKY_QUERIES = [
     "cat", "Cat", "black cat", "cat.", "e.g", "U.S.", "New York", "new york", "York", "a", "", " ", "x  y",

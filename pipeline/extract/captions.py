@@ -30,7 +30,7 @@ _PUNCTS_TO_WRAP = (",", ".", ";", ":", "?", "!", "`")
 _CHARS_TO_SPACE = ("\t", "\n", "\r")
 
 
-def normalise_caption(text: str | None) -> str:
+def normalize_caption(text: str | None) -> str:
     """Decode HTML entities, drop control/invisible characters, collapse whitespace (any Unicode
     space, incl. NBSP) to single spaces and strip. Case and punctuation are kept."""
     if not text:

@@ -10,10 +10,10 @@ import pytest
 from openwit.common.errors import UserError
 from openwit.pipeline import cli
 from openwit.pipeline.candidates import expand_inputs
-from openwit.pipeline.extract import extract_file
-from openwit.pipeline.extract_warc import BadInput
+from openwit.pipeline.extract.records import extract_file
+from openwit.pipeline.extract.warc import BadInput
 from openwit.pipeline.shard_config import shard_config
-from openwit.pipeline.text import normalise_caption
+from openwit.pipeline.extract.captions import normalize_caption
 
 PAGE = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<img src='/%d.jpg' alt='A red bicycle number %d'>"
 
@@ -127,8 +127,8 @@ def test_unknown_input_type_stops_the_build_before_any_work(tmp_path, capsys):
 
 
 def test_bidi_controls_are_removed():
-    assert normalise_caption("invoice\u202efdp.exe") == "invoicefdp.exe"
-    assert normalise_caption("\u2066A\u2069 \u200fcat\u200e \u202aon\u202c a mat\u061c") == "A cat on a mat"
+    assert normalize_caption("invoice\u202efdp.exe") == "invoicefdp.exe"
+    assert normalize_caption("\u2066A\u2069 \u200fcat\u200e \u202aon\u202c a mat\u061c") == "A cat on a mat"
 
 
 def test_zero_samples_per_shard_is_rejected_like_negative():

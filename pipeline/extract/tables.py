@@ -16,8 +16,8 @@ from typing import IO, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from openwit.pipeline.extract_html import RawImage, resolve_url
-from openwit.pipeline.extract_warc import BadInput
+from openwit.pipeline.extract.html_page import RawImage, resolve_url
+from openwit.pipeline.extract.warc import BadInput
 
 log = logging.getLogger(__name__)
 KNOWN_COLUMNS = (("URL", "TEXT"), ("url", "text"), ("url", "caption"))

@@ -7,10 +7,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from openwit.pipeline.extract import candidate, extract_file, file_kind
-from openwit.pipeline.extract_html import RawImage, decode_html, images_from_html, resolve_url
-from openwit.pipeline.extract_warc import BadInput, images_from_warc
-from openwit.pipeline.text import junk_reason, normalise_caption
+from openwit.pipeline.extract.records import candidate, extract_file, file_kind
+from openwit.pipeline.extract.html_page import RawImage, decode_html, images_from_html, resolve_url
+from openwit.pipeline.extract.warc import BadInput, images_from_warc
+from openwit.pipeline.extract.captions import junk_reason, normalize_caption
 
 
 def _records(path):
@@ -25,8 +25,8 @@ def _warc_record(warc_type: str, uri: str, content_type: str, block: bytes) -> b
 
 
 def test_caption_rules():
-    assert normalise_caption("  A&amp;B\u00a0 \t cat\x07\u200b ") == "A&B cat"
-    assert normalise_caption("Apple iPhone") == "Apple iPhone"  # never lowercased
+    assert normalize_caption("  A&amp;B\u00a0 \t cat\x07\u200b ") == "A&B cat"
+    assert normalize_caption("Apple iPhone") == "Apple iPhone"  # never lowercased
     assert junk_reason("") == "empty"
     assert junk_reason("ok") == "too_short"
     assert junk_reason("x" * 1001) == "too_long"

@@ -14,10 +14,10 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from openwit.common.hashing import blake_hex
-from openwit.pipeline.extract_html import RawImage
-from openwit.pipeline.extract_table import images_from_table, table_kind
-from openwit.pipeline.extract_warc import BadInput, images_from_warc
-from openwit.pipeline.text import junk_reason, normalise_caption
+from openwit.pipeline.extract.html_page import RawImage
+from openwit.pipeline.extract.tables import images_from_table, table_kind
+from openwit.pipeline.extract.warc import BadInput, images_from_warc
+from openwit.pipeline.extract.captions import junk_reason, normalize_caption
 
 
 RECOGNISED = ".warc, .warc.gz, .wat, .warc.wat.gz, .parquet, .csv, .tsv, .jsonl (.json, .ndjson; tables also .gz/.bz2)"
@@ -37,7 +37,7 @@ def candidate(raw: RawImage, source: str) -> tuple[dict | None, str | None]:
         return None, "no_text"
     if raw.url is None:
         return None, raw.reason
-    caption = normalise_caption(raw.text)
+    caption = normalize_caption(raw.text)
     reason = junk_reason(caption)
     if reason:
         return None, reason

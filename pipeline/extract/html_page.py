@@ -57,7 +57,7 @@ def decode_html(body: bytes, http_charset: str | None = None) -> str:
 
 def resolve_url(src: str | None, base: str | None) -> tuple[str | None, str | None]:
     """(absolute http(s) URL, None) or (None, reason)."""
-    from openwit.pipeline.text import MAX_URL_CHARS
+    from openwit.pipeline.extract.captions import MAX_URL_CHARS
 
     src = (src or "").strip()
     if not src:

@@ -14,7 +14,7 @@ from typing import IO, Iterator
 
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
-from openwit.pipeline.extract_html import RawImage, decode_html, images_from_html, page_base, resolve_url
+from openwit.pipeline.extract.html_page import RawImage, decode_html, images_from_html, page_base, resolve_url
 
 _ENCODINGS = {"gzip": lambda b: zlib.decompress(b, 47), "x-gzip": lambda b: zlib.decompress(b, 47),
               "deflate": lambda b: zlib.decompress(b, -15)}
@@ -67,7 +67,7 @@ def images_from_wat(payload: bytes) -> Iterator[RawImage]:
 
 def images_from_warc(stream: IO[bytes]) -> Iterator[RawImage]:
     """Every `<img>` in the file's HTML responses and WAT metadata records, in file order."""
-    from openwit.pipeline.extract_warc_end import end_problem
+    from openwit.pipeline.extract.warc_end import end_problem
 
     offset, last = 0, (None, 0)
     try:
