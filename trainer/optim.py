@@ -21,9 +21,9 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    fused = all(p.is_cuda for p in model.parameters())
+    on_gpu = all(p.is_cuda for p in model.parameters())  # fused kernel on GPU, multi-tensor ops on CPU
     return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=BETAS, eps=EPS,
-                             **({"fused": True} if fused else {}))
+                             **({"fused": True} if on_gpu else {"foreach": True}))
 
 
 def lr_at(step: int, base_lr: float, warmup: int, total: int) -> float:
