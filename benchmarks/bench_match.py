@@ -22,8 +22,8 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 
-from openwit.pipeline.match import Matcher
-from openwit.pipeline.extract.captions import spaced
+from openwit.pipeline.candidates import Matcher
+from openwit.pipeline.candidates.spacing import spaced
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "..", "shared", "data")

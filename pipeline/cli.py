@@ -21,8 +21,8 @@ from openwit.common.atomic import remove_tree
 from openwit.common.beamrun import counters, is_dry_run, is_local, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.common.outdir import check_out, out_lock
-from openwit.pipeline.candidates import NS, candidates_transform, expand_inputs
-from openwit.pipeline.candidates_io import commit_candidate_outputs, load_queries, remove_stale_staging
+from openwit.pipeline.candidates import (NS, Candidates, commit_candidate_outputs, expand_inputs, load_queries,
+                                         remove_stale_staging)
 from openwit.pipeline.shard_config import add_shard_flags
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,8 +72,8 @@ def build_candidates(p: beam.Pipeline, args: argparse.Namespace, out: str | None
     caption, query_ids, source, page_url, uid)."""
     files = expand_inputs(args.input)
     load_queries(args.queries)  # fail early and clearly on a missing or malformed list
-    return candidates_transform(
-        p, files, args.queries, out or args.out, url_col=args.url_col, caption_col=args.caption_col,
+    return p | "Candidates" >> Candidates(
+        files, args.queries, out or args.out, url_col=args.url_col, caption_col=args.caption_col,
         max_per_query=args.max_per_query, mode=args.balance, oversample=args.oversample, seed=args.seed)
 
 

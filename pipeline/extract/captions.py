@@ -1,4 +1,4 @@
-"""Caption text rules: normalisation, junk decisions (one reason each) and MetaCLIP's spacing.
+"""Caption text rules: normalisation and junk decisions (one reason each).
 
 Normalisation never lowercases: MetaCLIP's sub-string matching is case-sensitive, so "Apple" and
 "apple" are different queries.
@@ -26,8 +26,6 @@ _FILENAME_LIKE = re.compile(
     re.IGNORECASE,
 )
 
-_PUNCTS_TO_WRAP = (",", ".", ";", ":", "?", "!", "`")
-_CHARS_TO_SPACE = ("\t", "\n", "\r")
 
 
 def normalize_caption(text: str | None) -> str:
@@ -52,22 +50,3 @@ def junk_reason(caption: str) -> str | None:
     if _FILENAME_LIKE.match(caption):
         return "filename_like"
     return None
-
-
-def spaced(text: str) -> str:
-    """MetaCLIP's spacing: wrap in spaces, pad `, . ; : ? !` and backtick with spaces, tabs and
-    newlines to spaces. An entry q matches when `" " + q + " "` is a sub-string of this."""
-    out = f" {text} "
-    for p in _PUNCTS_TO_WRAP:
-        if p in out:
-            out = out.replace(p, f" {p} ")
-    for c in _CHARS_TO_SPACE:
-        if c in out:
-            out = out.replace(c, " ")
-    return out
-
-
-def naive_match(text: str, queries: list[str]) -> list[int]:
-    """Reference matcher (slow, obviously right): ids of queries q with " q " in spaced(text)."""
-    s = spaced(text)
-    return [i for i, q in enumerate(queries) if f" {q} " in s]

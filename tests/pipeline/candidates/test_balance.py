@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from openwit.common.beamrun import pipeline_options
-from openwit.pipeline import balance
-from openwit.pipeline.candidates import candidates_transform
+from openwit.pipeline.candidates import balance
+from openwit.pipeline.candidates import Candidates
 
 T = 200
 # texts matching exactly one query, by query; bravo is matched by 10·t texts
@@ -41,7 +41,7 @@ def _write_pool(tmp_path):
 def _run(tmp_path, out, **kw):
     qdir = tmp_path / "q" if (tmp_path / "q").exists() else _write_pool(tmp_path)
     with beam.Pipeline(options=pipeline_options([])) as p:
-        candidates_transform(p, [str(tmp_path / "pool.parquet")], str(qdir), str(out), **kw)
+        p | Candidates([str(tmp_path / "pool.parquet")], str(qdir), str(out), **kw)
     counts = pq.read_table(out / "query_counts.parquet").to_pylist()
     return {r["query"]: (r["matched"], r["kept"]) for r in counts}
 

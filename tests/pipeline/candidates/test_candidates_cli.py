@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from openwit.common.errors import UserError
 from openwit.pipeline import cli
 from openwit.pipeline.shard_config import shard_config
-from openwit.pipeline.extract.captions import naive_match
+from openwit.pipeline.candidates.spacing import naive_match
 
 QUERIES = ["Vol", "Artists", "Leather", "black", "cat", "a", "the", "Semantic Scholar", "中国新闻网", "Hovenier",
            "bus station", "wedding", "New York", "dress", "Stratégie"]

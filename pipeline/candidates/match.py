@@ -1,7 +1,7 @@
 """MetaCLIP sub-string matching, batched and vectorised: a token trie walked with NumPy.
 
 Semantics are exactly MetaCLIP's: query q matches text t when `" " + q + " "` is a sub-string of
-`S = spaced(t)` (openwit.pipeline.extract.captions.spaced); case-sensitive. Because the match is delimited by
+`S = spaced(t)` (spacing.py); case-sensitive. Because the match is delimited by
 spaces on both sides, that holds exactly when `q.split(" ")` equals a run of consecutive *interior*
 parts of `S.split(" ")` (the parts between two spaces; empty parts included, so queries with odd
 spacing behave as in MetaCLIP). So the automaton is a trie over token ids instead of characters.
@@ -26,10 +26,11 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
+from openwit.pipeline.candidates.spacing import CHARS_TO_SPACE, PUNCTS_TO_WRAP
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_CHARS_TO_SPACE = ("\t", "\n", "\r")
-_SEPARATORS = b" \t\n\r"     # end a part (tabs and newlines are spaces in the spaced text)
-_MARKS = b",.;:?!`"          # MetaCLIP pads these with spaces: each is a part of its own
+_SEPARATORS = (" " + "".join(CHARS_TO_SPACE)).encode()  # end a part (tabs and newlines are spaces in the spaced text)
+_MARKS = "".join(PUNCTS_TO_WRAP).encode()  # MetaCLIP pads these with spaces: each is a part of its own (all ASCII)
 _SHORT = 7                   # parts of up to 7 bytes are their own key: bytes, then the length
 _MASKS = np.array([(1 << 8 * k) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
 _LONG_TAG = np.uint64(1 << 62)  # set in every hashed key, never in a short one (length ≤ 7 < 64)
@@ -44,7 +45,7 @@ class Matcher:
         terminal: dict[int, int] = {}           # node -> query id
         token_lists = []
         for qid, q in enumerate(queries):
-            if any(c in q for c in _CHARS_TO_SPACE):
+            if any(c in q for c in CHARS_TO_SPACE):
                 continue  # can never match: spaced text holds no tab or newline
             toks = [vocab.setdefault(t, len(vocab)) for t in q.split(" ")]
             token_lists.append((qid, toks))

@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from openwit.pipeline.match import Matcher
-from openwit.pipeline.extract.captions import naive_match, spaced
+from openwit.pipeline.candidates import Matcher
+from openwit.pipeline.candidates.spacing import naive_match, spaced
 
 TRICKY_QUERIES = [
     "cat", "Cat", "black cat", "cat.", "e.g", "U.S.", "New York", "new york", "York", "a", "", " ", "x  y",
@@ -144,7 +144,7 @@ def test_random_unicode_marks_and_spaces_agree_with_naive(seed):
 def test_hash_collisions_are_checked_byte_by_byte(monkeypatch):
     """Long parts (> 7 bytes) are found by hash; with a hash of 8 values that collides all the time
     the byte comparison alone must keep the results exact."""
-    from openwit.pipeline import match as match_module
+    from openwit.pipeline.candidates import match as match_module
     mix = match_module._mix
     monkeypatch.setattr(match_module, "_mix", lambda h: mix(h) & np.uint64(0b11100))
     queries = ["abcdefghijk", "cat", "x abcdefghijk y"]  # one long token: its key is unique for any seed
