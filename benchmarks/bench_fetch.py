@@ -1,4 +1,4 @@
-"""openwit.pipeline.fetch vs img2dataset's downloader (urllib + ThreadPool), side by side, one run.
+"""openwit.pipeline.fetch (Fetcher) vs img2dataset's downloader (urllib + ThreadPool), side by side, one run.
 
 Both download from the same loopback server (tests/loopback_server.py), same concurrency, same timeout,
 no retries:

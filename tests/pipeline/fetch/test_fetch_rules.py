@@ -12,11 +12,11 @@ from PIL import Image
 
 from openwit.common.errors import UserError
 from openwit.pipeline.fetch import FetchSettings, user_agent
-from openwit.pipeline.fetch_limits import HostGate
-from openwit.pipeline.fetch_rules import (backoff_delay, is_known_reason, is_retryable_status, parse_retry_after,
+from openwit.pipeline.fetch.limits import HostGate
+from openwit.pipeline.fetch.rules import (backoff_delay, is_known_reason, is_retryable_status, parse_retry_after,
                                           sniff_image, x_robots_opt_out)
-from openwit.pipeline.netsafety import check_address, check_host_literal, choose_proxy
-from openwit.pipeline.robots import robots_policy, robots_url
+from openwit.pipeline.fetch.netsafety import check_address, check_host_literal, choose_proxy
+from openwit.pipeline.fetch.robots import robots_policy, robots_url
 
 
 def _encoded(fmt: str, **kw) -> bytes:
@@ -107,7 +107,7 @@ def test_check_address(ip, why):
 
 
 def test_valid_host():
-    from openwit.pipeline.fetch_rules import valid_host
+    from openwit.pipeline.fetch.rules import valid_host
     assert all(valid_host(h) for h in ["example.com", "xn--bcher-kva.de", "a_b.example", "127.0.0.1", "::1",
                                        "fe80::1%eth0"])
     assert not any(valid_host(h) for h in ["exa mple.com", "a/b", "", "x" * 300, "a\nb"])
@@ -192,7 +192,7 @@ def test_host_gate_caps_connections_and_rate():
 def test_classify_exception():
     import aiohttp
 
-    from openwit.pipeline.fetch_errors import classify_exception
+    from openwit.pipeline.fetch.errors import classify_exception
     s = FetchSettings(timeout=3, read_timeout=2, connect_timeout=1)
     assert classify_exception(aiohttp.ConnectionTimeoutError(), s) == ("timeout", "connect > 1s")
     assert classify_exception(aiohttp.SocketTimeoutError(), s) == ("read_timeout", "no data for 2s")

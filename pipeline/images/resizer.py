@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 from PIL import Image
 
 from openwit.common.errors import UserError
-from openwit.pipeline.images_ops import (
+from openwit.pipeline.images.ops import (
     OUTPUT_FORMATS,
     RESIZE_MODES,
     apply_orientation,

@@ -25,9 +25,9 @@ from yarl import URL
 from openwit.common.errors import UserError
 
 from . import netsafety
-from .fetch_errors import classify_exception
-from .fetch_limits import HostGate
-from .fetch_rules import (REDIRECT_CODES, RETRYABLE_REASONS, backoff_delay, failure, is_retryable_status,
+from .errors import classify_exception
+from .limits import HostGate
+from .rules import (REDIRECT_CODES, RETRYABLE_REASONS, backoff_delay, failure, is_retryable_status,
                           parse_retry_after, robots_agent, sniff_image, user_agent, valid_host, valid_token,
                           x_robots_opt_out)
 from .robots import MAX_ROBOTS_BYTES, RobotsCache

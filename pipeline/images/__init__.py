@@ -1,0 +1,12 @@
+"""Images: decode, check, filter, resize and re-encode one downloaded image (pure functions).
+
+`process_image(raw, ImageSettings)` decides an image's fate and returns an `ImageResult`
+(`success`, `failed_to_resize` or `filtered`, with a reason); it never raises for bad bytes.
+Modules: resizer (the decision and img2dataset's resize modes), ops (geometry, orientation, RGB
+conversion, EXIF, encoding).
+"""
+from openwit.pipeline.images.ops import OUTPUT_FORMATS, RESIZE_MODES
+from openwit.pipeline.images.resizer import REASONS, ImageResult, ImageSettings, process_image, raise_pillow_limit
+
+__all__ = ["OUTPUT_FORMATS", "REASONS", "RESIZE_MODES", "ImageResult", "ImageSettings", "process_image",
+           "raise_pillow_limit"]
