@@ -1,15 +1,15 @@
-"""`openwit-build`: candidates (extract → match → balance) and, when available, the fetch/shard stage.
+"""`openwit-build`: candidates (extract → match → balance), then fetch → shards → report → tokenizer.
 
     openwit-build --queries DIR --input PATH_OR_GLOB [...] --out DIR [--stage candidates|all] [...]
 
 Flags this parser does not know are Beam options and go to Beam unchanged (`--runner`, `--project`,
-`--temp_location`, `--setup_file`, ...). `--stage all` hands the balanced candidates to
-`openwit.pipeline.shards.add_shard_stage(candidates, args, beam_args)` in the same pipeline.
+`--temp_location`, `--setup_file`, ...). `--stage all` feeds the balanced candidates to the shard
+stage (`openwit.pipeline.shards.FetchShards`) in the same pipeline; what comes after the run (the
+report, the tokenizer) is `openwit.pipeline.finish`.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import uuid
 from typing import Sequence
@@ -18,12 +18,14 @@ import apache_beam as beam
 
 from openwit.common import layout
 from openwit.common.atomic import remove_tree
-from openwit.common.beamrun import counters, is_dry_run, is_local, pipeline_options
+from openwit.common.beamrun import counters, is_dry_run, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.common.outdir import check_out, out_lock
 from openwit.pipeline.candidates import (NS, Candidates, commit_candidate_outputs, expand_inputs, load_queries,
                                          remove_stale_staging)
-from openwit.pipeline.shard_config import add_shard_flags
+from openwit.pipeline.finish import finish_run
+from openwit.pipeline.shards import FetchShards, add_shard_flags, candidates_check, stage_config
+
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="openwit-build", description=__doc__, allow_abbrev=False,
@@ -77,15 +79,6 @@ def build_candidates(p: beam.Pipeline, args: argparse.Namespace, out: str | None
         max_per_query=args.max_per_query, mode=args.balance, oversample=args.oversample, seed=args.seed)
 
 
-def shard_stage():
-    """openwit.pipeline.shards when it exists and has `add_shard_stage`, else None."""
-    try:
-        module = importlib.import_module("openwit.pipeline.shards")
-    except ImportError:
-        return None
-    return module if hasattr(module, "add_shard_stage") else None
-
-
 def summary(counts: dict[str, int]) -> str:
     main = ("input_files", "extracted", "duplicate", "matched", "no_match", "kept", "balanced_out", "bad_input_file")
     lines = ["candidates: " + ", ".join(f"{k} {counts.get(k, 0):,}" for k in main)]
@@ -102,39 +95,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, beam_args = parse_args(argv)
     setup_logging(args.verbose)
     check_out(args.out)
-    shards = None
-    if args.stage == "all":
-        shards = shard_stage()
-        if shards is None:
-            raise UserError("--stage all needs the fetch stage (openwit.pipeline.shards), not available "
-                            "in this version; use --stage candidates")
     options = pipeline_options(beam_args)
     staging = layout.staging_dir(args.out, uuid.uuid4().hex[:12])
-    p = _pipeline(args, beam_args, options, shards, staging)  # every up-front check; nothing written yet
+    p = _pipeline(args, options, staging)  # every up-front check; nothing written yet
     if is_dry_run(options):
         p.run().wait_until_finish()
         print("dry run: the job was built and checked, nothing was submitted or written")
         return 0
     with out_lock(args.out):
-        return _run_locked(p, staging, args, beam_args, options, shards)
+        return _run_locked(p, staging, args, options)
 
 
-def _pipeline(args: argparse.Namespace, beam_args: list[str], options, shards, staging: str) -> beam.Pipeline:
+def _pipeline(args: argparse.Namespace, options, staging: str) -> beam.Pipeline:
     """The whole job; the shard stage (or, with --stage candidates, its check of the candidates
     against committed shards) refuses a run that would mix with what OUT holds."""
     p = beam.Pipeline(options=options)
     candidates = build_candidates(p, args, staging)
-    if shards is not None:
-        shards.add_shard_stage(candidates, args, beam_args)  # checks the committed shards' settings
-    else:
-        from openwit.pipeline.shards import add_candidates_check
-
-        add_candidates_check(candidates, args.out, options)
+    if args.stage == "all":
+        _ = candidates | "FetchShards" >> FetchShards(stage_config(args, options))  # checks committed shards
+    elif (check := candidates_check(args.out, options)) is not None:
+        _ = candidates | "CheckCandidates" >> check
     return p
 
 
-def _run_locked(p: beam.Pipeline, staging: str, args: argparse.Namespace, beam_args: list[str], options,
-                shards) -> int:
+def _run_locked(p: beam.Pipeline, staging: str, args: argparse.Namespace, options) -> int:
     try:
         result = p.run()
         result.wait_until_finish()
@@ -144,12 +128,8 @@ def _run_locked(p: beam.Pipeline, staging: str, args: argparse.Namespace, beam_a
         remove_tree(staging)  # a failed or refused run: only what it wrote itself
     counts = counters(result, NS)
     print(summary(counts))
-    if shards is not None and hasattr(shards, "finish_shards"):
-        shards.finish_shards(args.out, beam_args, report=args.report)
-        if args.tokenizer_vocab_size and is_local(options):
-            from openwit.loader.dataset_tokenizer import train_dataset_tokenizer
-
-            train_dataset_tokenizer(args.out, args.tokenizer_vocab_size)
+    if args.stage == "all":
+        finish_run(args.out, options, report=args.report, tokenizer_vocab_size=args.tokenizer_vocab_size)
     if counts.get("extracted", 0) == 0 and counts.get("bad_input_file", 0):
         raise UserError(f"no candidates extracted; {counts['bad_input_file']} bad input file(s), see the warnings")
     return 0

@@ -1,14 +1,13 @@
 """The stage's three output files, rendered to bytes deterministically (same list → same bytes)."""
 from __future__ import annotations
 
-import io
 import json
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from openwit.common import layout
 from openwit.common.atomic import atomic_write_bytes
+from openwit.common.parquet import table_bytes
 from openwit.queries.union import QueryList
 
 SCHEMA = pa.schema([("query", pa.string()), ("source", pa.string()), ("score", pa.float64())])
@@ -21,10 +20,8 @@ def render(ql: QueryList, summary: dict) -> dict[str, bytes]:
                       "source": [e.source for e in ql.entries],
                       "score": [None if e.score is None else float(e.score) for e in ql.entries]},
                      schema=SCHEMA)
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
     text = "".join(f"{e.query}\n" for e in ql.entries)
-    return {layout.QUERIES_PARQUET: buf.getvalue(), layout.QUERIES_TXT: text.encode("utf-8"),
+    return {layout.QUERIES_PARQUET: table_bytes(table), layout.QUERIES_TXT: text.encode("utf-8"),
             layout.QUERIES_SUMMARY: (json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")}
 
 

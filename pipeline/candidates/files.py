@@ -13,6 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 from openwit.common import layout
 from openwit.common.atomic import atomic_write_bytes, atomic_write_text, move_file, remove_tree
 from openwit.common.errors import UserError
+from openwit.common.parquet import table_bytes
 from openwit.common.files import match_files
 
 log = logging.getLogger(__name__)
@@ -39,17 +40,11 @@ def load_queries(path: str) -> list[str]:
     return [q if q is not None else "" for q in table.column("query").to_pylist()]
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    return buf.getvalue()
-
-
 def write_candidates(path: str, rows: list[dict]) -> str:
     """Write rows sorted by uid (same input, same bytes) atomically; returns the path."""
     rows = sorted(rows, key=lambda r: r["uid"])
     table = pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA)
-    atomic_write_bytes(path, _parquet_bytes(table))
+    atomic_write_bytes(path, table_bytes(table))
     return path
 
 
@@ -76,7 +71,7 @@ def write_query_counts(out: str, queries_path: str, matched: dict[int, int], kep
         "kept": pa.array([kept.get(i, 0) for i in range(len(queries))], pa.int64()),
     }, schema=QUERY_COUNTS_SCHEMA)
     path = layout.join(out, layout.QUERY_COUNTS)
-    atomic_write_bytes(path, _parquet_bytes(table))
+    atomic_write_bytes(path, table_bytes(table))
     return path
 
 

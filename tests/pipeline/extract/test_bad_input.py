@@ -12,7 +12,7 @@ from openwit.pipeline import cli
 from openwit.pipeline.candidates import expand_inputs
 from openwit.pipeline.extract.records import extract_file
 from openwit.pipeline.extract.warc import BadInput
-from openwit.pipeline.shard_config import shard_config
+from openwit.pipeline.shards import shard_config
 from openwit.pipeline.extract.captions import normalize_caption
 
 PAGE = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<img src='/%d.jpg' alt='A red bicycle number %d'>"

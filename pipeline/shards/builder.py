@@ -16,10 +16,10 @@ from types import SimpleNamespace
 from typing import Callable
 
 from openwit.common.errors import UserError
-from openwit.pipeline import shard_writer as sw
-from openwit.pipeline.shard_config import ShardConfig
-from openwit.pipeline.shard_plan import candidates_hash, changed_settings, sample_key, settings_fingerprint
-from openwit.pipeline.shard_sample import dedup_by_sha256, make_sample
+from openwit.pipeline.shards import writer as sw
+from openwit.pipeline.shards.config import ShardConfig
+from openwit.pipeline.shards.plan import candidates_hash, changed_settings, sample_key, settings_fingerprint
+from openwit.pipeline.shards.sample import dedup_by_sha256, make_sample
 
 log = logging.getLogger(__name__)
 OnSample = Callable[[dict], None]

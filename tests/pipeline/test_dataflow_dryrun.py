@@ -15,10 +15,9 @@ import pytest
 
 from openwit.common.beamrun import pipeline_options
 from openwit.common.hashing import blake_hex
-from openwit.pipeline.shard_config import shard_config
-from openwit.pipeline.shards import _shard_transform, run_shards
+from openwit.pipeline.shards import FetchShards, run_shards, shard_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -72,12 +71,14 @@ def test_dataflow_job_builds_offline(tmp_path, monkeypatch, no_network):
     cfg = shard_config(_args("gs://openwit-dryrun/out"), local=False)
     assert not cfg.progress  # no in-process progress lines on Dataflow: Beam counters instead
     p = beam.Pipeline(options=options)
-    _shard_transform(p | beam.Create(CANDS), cfg)
+    _ = p | beam.Create(CANDS) | FetchShards(cfg)
     result = p.run()
     assert result.state == "DONE"  # dry run: built, not submitted
     job_pipeline = result.job.proto_pipeline  # what would be submitted
     steps = {t.unique_name for t in job_pipeline.components.transforms.values()}
-    assert {"ShardHash", "GroupBucket", "Rank", "GroupShard", "WriteShard"} <= steps
+    # the stage shows as labelled nested steps, not hand-prefixed flat ones
+    assert {"FetchShards/Plan/ShardHash", "FetchShards/Plan/GroupBucket", "FetchShards/Plan/Rank",
+            "FetchShards/Plan/GroupShard", "FetchShards/Check/CheckShard", "FetchShards/WriteShard"} <= steps
     staged = [d.role_payload for e in job_pipeline.components.environments.values() for d in e.dependencies]
     assert any(b"workflow.tar.gz" in payload for payload in staged)  # the setup.py sdist for the workers
     assert no_network == [], f"tried to reach the network: {no_network}"

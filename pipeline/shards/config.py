@@ -14,8 +14,10 @@ import os
 from typing import Any
 
 from openwit.common.errors import UserError
+from openwit.pipeline.images.ops import OUTPUT_FORMATS, RESIZE_MODES
 
 DEFAULT_SAMPLES_PER_SHARD = 10_000
+NS = "shards"  # Beam counter namespace of the shard stage (per status, per reason, per shard action)
 
 
 def _from_namespace(cls, args: argparse.Namespace):
@@ -80,7 +82,7 @@ def shard_config(args: argparse.Namespace, local: bool) -> ShardConfig:
 
 
 def add_shard_flags(parser: argparse.ArgumentParser, seed: bool = True) -> None:
-    """The shard stage's flags (the same names in openwit-build and `python -m openwit.pipeline.shards`).
+    """The shard stage's flags (the same names in openwit-build and `python -m openwit.pipeline.shards.stage`).
 
     Unset flags stay None so FetchSettings/ImageSettings keep their own defaults (shown in the help).
     `seed=False` when the parser already has `--seed` (openwit-build: one seed for balancing and shards).
@@ -91,11 +93,11 @@ def add_shard_flags(parser: argparse.ArgumentParser, seed: bool = True) -> None:
     if seed:
         g.add_argument("--seed", type=int, default=0, help="seed of the shard placement (default 0)")
     g.add_argument("--image-size", type=int, metavar="PX", help="target size (default 256)")
-    g.add_argument("--resize-mode", choices=["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"],
+    g.add_argument("--resize-mode", choices=RESIZE_MODES,
                    help="as img2dataset (default border)")
     g.add_argument("--resize-only-if-bigger", action="store_true", default=None,
                    help="never upscale small images")
-    g.add_argument("--output-format", choices=["jpg", "webp", "png"], help="(default jpg)")
+    g.add_argument("--output-format", choices=list(OUTPUT_FORMATS), help="(default jpg)")
     g.add_argument("--quality", type=int, metavar="Q", help="jpg/webp quality (default 95)")
     g.add_argument("--min-image-size", type=int, metavar="PX", help="filter: smaller side below PX (default 0)")
     g.add_argument("--max-aspect-ratio", type=float, metavar="R", help="filter: longer/shorter side above R (default inf)")

@@ -1,9 +1,12 @@
 """Shard stage of openwit-build: balanced candidates → WebDataset tar + Parquet shards (img2dataset layout).
 
-Beam shell only: plan (shard_plan) → one DoFn call per shard that fetches, resizes and writes it
-(shard_fetch, shard_writer). Candidate metadata is shuffled twice (by hash bucket, then by shard);
-image bytes never go through a shuffle. Rerunning resumes: committed shards are skipped when their
-settings fingerprint matches, and the run stops with a one-line error naming the setting otherwise.
+Beam shell only, as composite transforms: `FetchShards(cfg)` = PlanShards (plan.py: every
+candidate's shard and index by hash rank) → CheckPlan (check.py: every planned shard against what
+OUT holds, before any write) → WriteShard (one DoFn call per shard: builder.py fetches and resizes,
+writer.py writes) → DedupShards (dedup.py, with --dedup-sha256). Candidate metadata is shuffled
+twice (by hash bucket, then by shard); image bytes never go through a shuffle. Rerunning resumes:
+committed shards are skipped when their settings fingerprint matches, and the run stops with a
+one-line error naming the setting otherwise.
 
     python -m openwit.pipeline.shards --candidates 'OUT/candidates/*.parquet' --out OUT [flags] [beam flags]
 """
@@ -21,25 +24,24 @@ from typing import Iterable, Iterator
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import TestOptions
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from openwit.common import layout
-from openwit.common.beamrun import counters, is_local, pipeline_options
+from openwit.common.beamrun import counters, is_dry_run, is_local, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.common.files import match_files
 from openwit.common.outdir import check_out, out_lock
 from openwit.common.progress import progress
-from openwit.pipeline import shard_writer as sw
-from openwit.pipeline.shard_check import all_checked, check_candidates, check_existing, check_shard
-from openwit.pipeline.shard_config import ShardConfig, add_shard_flags, shard_config
-from openwit.pipeline.shard_dedup import add_dedup_pass
-from openwit.pipeline.shard_plan import bucket_of, bucket_offsets, rank_bucket, sort_hash
+from openwit.pipeline.finish import finish_run
+from openwit.pipeline.shards import writer as sw
+from openwit.pipeline.shards.check import CheckPlan, check_candidates, check_existing, check_shard
+from openwit.pipeline.shards.config import NS, ShardConfig, add_shard_flags, shard_config
+from openwit.pipeline.shards.dedup import DedupShards
+from openwit.pipeline.shards.plan import bucket_offsets, rank_bucket, sort_bucket, sort_hash
 
-log = logging.getLogger("openwit.shards")
-NS = "shards"
+log = logging.getLogger(__name__)
 # Shards a worker builds at once: the next one downloads while the last URLs of the previous one
 # (slow or timing-out hosts) finish and while it is written. Memory: this many shards' images.
 SHARDS_IN_FLIGHT = 2
@@ -57,7 +59,7 @@ class WriteShardFn(beam.DoFn):
         self.cfg = cfg
 
     def setup(self):
-        from openwit.pipeline.shard_fetch import ShardBuilder
+        from openwit.pipeline.shards.builder import ShardBuilder
         self.builder = ShardBuilder(self.cfg)
         self._lock = threading.Lock()
         self._counts: collections.Counter = collections.Counter()
@@ -115,9 +117,9 @@ class WriteShardFn(beam.DoFn):
             yield WindowedValue(stats, MIN_TIMESTAMP, [GlobalWindow()])
 
 
-def _keyed(cand: dict, seed) -> tuple[int, tuple[int, dict]]:
+def _by_bucket(cand: dict, seed) -> tuple[int, tuple[int, dict]]:
     h = sort_hash(cand["uid"], seed)
-    return bucket_of(h), (h, cand)
+    return sort_bucket(h), (h, cand)
 
 
 def _ranked(element, offsets: dict, samples_per_shard: int):
@@ -125,92 +127,79 @@ def _ranked(element, offsets: dict, samples_per_shard: int):
     yield from rank_bucket(bucket, members, offsets[bucket], samples_per_shard)
 
 
-def _plan(candidates: beam.PCollection, seed, samples_per_shard: int) -> beam.PCollection:
-    """(shard, [(index, candidate)]) by hash rank (see shard_plan)."""
-    keyed = candidates | "ShardHash" >> beam.Map(_keyed, seed)
-    offsets = (keyed
-               | "BucketCount" >> beam.combiners.Count.PerKey()
-               | "BucketCounts" >> beam.combiners.ToDict()
-               | "BucketOffsets" >> beam.Map(bucket_offsets))
-    return (keyed
-            | "GroupBucket" >> beam.GroupByKey()
-            | "Rank" >> beam.FlatMap(_ranked, beam.pvalue.AsSingleton(offsets), samples_per_shard)
-            | "GroupShard" >> beam.GroupByKey())
+class PlanShards(beam.PTransform):
+    """Candidates → (shard, [(index, candidate)]) by hash rank (see plan.py): the same plan as
+    `plan.plan_in_memory`, in two small shuffles instead of a global sort."""
+
+    def __init__(self, seed, samples_per_shard: int):
+        super().__init__()
+        self.seed, self.samples_per_shard = seed, samples_per_shard
+
+    def expand(self, candidates):
+        keyed = candidates | "ShardHash" >> beam.Map(_by_bucket, self.seed)
+        offsets = (keyed
+                   | "BucketCount" >> beam.combiners.Count.PerKey()
+                   | "BucketCounts" >> beam.combiners.ToDict()
+                   | "BucketOffsets" >> beam.Map(bucket_offsets))
+        return (keyed
+                | "GroupBucket" >> beam.GroupByKey()
+                | "Rank" >> beam.FlatMap(_ranked, beam.pvalue.AsSingleton(offsets), self.samples_per_shard)
+                | "GroupShard" >> beam.GroupByKey())
 
 
-def _shard_transform(candidates: beam.PCollection, cfg: ShardConfig) -> beam.PCollection:
-    """Plan, check every shard against OUT, then group per shard and build each; returns stats.
-    WriteShard waits for the checks (a side input), so a refused run writes no shard."""
-    planned = _plan(candidates, cfg.seed, cfg.samples_per_shard)
-    checked = all_checked(planned, functools.partial(check_shard, cfg=cfg), cfg.out)
-    stats = planned | "WriteShard" >> beam.ParDo(WriteShardFn(cfg), beam.pvalue.AsSingleton(checked))
-    if cfg.dedup_sha256:  # run-wide pass over the written shards (see shard_dedup)
-        add_dedup_pass(stats, cfg.out)
-    return stats
+class FetchShards(beam.PTransform):
+    """Candidates → shards written to `cfg.out`; returns each written (or skipped) shard's stats.
+    Every planned shard is checked against OUT first: WriteShard takes the checks as a side
+    input, so a refused run writes no shard."""
+
+    def __init__(self, cfg: ShardConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def expand(self, candidates):
+        cfg = self.cfg
+        planned = candidates | "Plan" >> PlanShards(cfg.seed, cfg.samples_per_shard)
+        checked = planned | "Check" >> CheckPlan(functools.partial(check_shard, cfg=cfg), cfg.out)
+        stats = planned | "WriteShard" >> beam.ParDo(WriteShardFn(cfg), beam.pvalue.AsSingleton(checked))
+        if cfg.dedup_sha256:  # run-wide pass over the written shards (see dedup.py)
+            _ = stats | "Dedup" >> DedupShards(cfg.out)
+        return stats
 
 
-def add_candidates_check(candidates: beam.PCollection, out: str, options) -> None:
+class CheckCandidates(beam.PTransform):
     """`openwit-build --stage candidates` into an OUT with committed shards: refuse (before the
     candidate files are committed) when the new candidates are not the ones the shards hold,
     planned with the shards' own samples per shard and seed."""
-    if options.view_as(TestOptions).dry_run:
-        return
-    out = out.rstrip("/")
+
+    def __init__(self, out: str, seed, samples_per_shard: int):
+        super().__init__()
+        self.out, self.seed, self.samples_per_shard = out, seed, samples_per_shard
+
+    def expand(self, candidates):
+        planned = candidates | "Plan" >> PlanShards(self.seed, self.samples_per_shard)
+        return planned | "Check" >> CheckPlan(functools.partial(check_candidates, out=self.out), self.out)
+
+
+def candidates_check(out: str, options) -> CheckCandidates | None:
+    """The CheckCandidates an OUT with committed shards needs (None: nothing to check, or a dry run)."""
+    if is_dry_run(options):
+        return None
     first = layout.marker_paths(out)[:1]
     if not first:
-        return
+        return None
     settings = sw.read_marker_file(first[0]).get("settings") or {}
-    planned = _plan(candidates, settings.get("seed", 0), int(settings.get("samples_per_shard") or 10_000))
-    all_checked(planned, functools.partial(check_candidates, out=out), out)
+    return CheckCandidates(out.rstrip("/"), settings.get("seed", 0), int(settings.get("samples_per_shard") or 10_000))
 
 
-def _show_progress(cfg: ShardConfig) -> None:
-    """Local runs: let the progress and per-shard lines through even when the CLI quiets INFO logs."""
-    if cfg.progress:
-        for name in (log.name, "openwit.pipeline.shard_fetch"):
-            logging.getLogger(name).setLevel(logging.INFO)
-
-
-def add_shard_stage(candidates: beam.PCollection, args: argparse.Namespace, beam_args: list[str]) -> None:
-    """Add the shard stage to a pipeline that produces candidate dicts (openwit-build --stage all).
-
-    After the pipeline has run, call `finish_shards(args.out, beam_args)` for the summary and report.
-    """
-    options = pipeline_options(beam_args)
+def stage_config(args: argparse.Namespace, options) -> ShardConfig:
+    """The shard stage's settings for this run, checked against OUT's committed shards (driver side);
+    local runs let the progress and per-shard lines through even when the CLI quiets INFO logs."""
     cfg = shard_config(args, local=is_local(options))
     check_existing(cfg, options)
-    _show_progress(cfg)
-    _shard_transform(candidates, cfg)
-
-
-def summarize(out: str) -> dict:
-    """Totals over the committed shards' stats."""
-    totals = {"shards": 0, "count": 0, "successes": 0, "failed_to_download": 0, "failed_to_resize": 0,
-              "filtered": 0}
-    for path in layout.marker_paths(out):
-        stats = sw.read_marker_file(path)
-        totals["shards"] += 1
-        for k in list(totals)[1:]:
-            totals[k] += int(stats.get(k, 0))
-    return totals
-
-
-def finish_shards(out: str, beam_args: list[str], report: bool = True) -> dict:
-    """Log the summary and, on local runs, write OUT/report/ with openwit's stats report."""
-    totals = summarize(out) if is_local(pipeline_options(beam_args)) else {}
-    if totals and not totals["shards"]:
-        log.warning("shards: no candidates, no shards written to %s", out)
-    elif totals and report:
-        log.info("shards: %s", ", ".join(f"{k}={v}" for k, v in totals.items()))
-        try:
-            from openwit.pipeline.stats import write_report
-        except ImportError:
-            log.warning("stats report not available (openwit.pipeline.stats missing)")
-        else:
-            log.info("report: %s", write_report(out))
-    elif totals:
-        log.info("shards: %s", ", ".join(f"{k}={v}" for k, v in totals.items()))
-    return totals
+    if cfg.progress:
+        for name in ("openwit.pipeline.shards", "openwit.pipeline.finish"):
+            logging.getLogger(name).setLevel(logging.INFO)
+    return cfg
 
 
 def run_shards(candidate_rows_or_glob: str | Iterable[dict], out: str, args: argparse.Namespace,
@@ -220,10 +209,8 @@ def run_shards(candidate_rows_or_glob: str | Iterable[dict], out: str, args: arg
     check_out(out)
     args = argparse.Namespace(**{**vars(args), "out": out})
     options = pipeline_options(beam_args)
-    cfg = shard_config(args, local=is_local(options))
-    check_existing(cfg, options)
-    _show_progress(cfg)
-    dry_run = options.view_as(TestOptions).dry_run
+    cfg = stage_config(args, options)
+    dry_run = is_dry_run(options)
     if isinstance(candidate_rows_or_glob, str) and not dry_run:
         if not match_files(candidate_rows_or_glob):
             raise UserError(f"no candidate files match {candidate_rows_or_glob}")
@@ -232,11 +219,11 @@ def run_shards(candidate_rows_or_glob: str | Iterable[dict], out: str, args: arg
         cands = p | "ReadCandidates" >> beam.io.ReadFromParquet(candidate_rows_or_glob)
     else:
         cands = p | "Candidates" >> beam.Create(list(candidate_rows_or_glob), reshuffle=False)
-    _shard_transform(cands, cfg)
+    _ = cands | "FetchShards" >> FetchShards(cfg)
     with contextlib.nullcontext() if dry_run else out_lock(out):
         result = p.run()
         result.wait_until_finish()
-        totals = finish_shards(out, beam_args, report=getattr(args, "report", True))
+        totals = finish_run(out, options, report=getattr(args, "report", True))
     if totals:
         totals["counters"] = counters(result, NS)
     return totals

@@ -1,6 +1,6 @@
 """Shard plan: which candidate goes to which shard under which key, and the settings fingerprint.
 
-Pure functions over plain records; the Beam shell in `shards.py` wires them up.
+Pure functions over plain records; the Beam shell in `stage.py` (PlanShards) wires them up.
 
 Plan (deterministic, independent of input order, shards exactly full except the last):
 every candidate gets a 64-bit sort key ``h = blake2b(uid, key=seed)``; the global order is
@@ -30,7 +30,7 @@ def sort_hash(uid: str, seed: int | str) -> int:
     return blake_u64(uid, key=f"openwit-shards:{seed}")
 
 
-def bucket_of(h: int) -> int:
+def sort_bucket(h: int) -> int:
     """Coarse bucket of a sort hash; buckets are ordered like the hashes they hold."""
     return h >> (64 - BUCKET_BITS)
 
@@ -69,7 +69,7 @@ def plan_in_memory(candidates: Iterable[dict], samples_per_shard: int, seed: int
     buckets: dict[int, list[tuple[int, dict]]] = {}
     for cand in candidates:
         h = sort_hash(cand["uid"], seed)
-        buckets.setdefault(bucket_of(h), []).append((h, cand))
+        buckets.setdefault(sort_bucket(h), []).append((h, cand))
     offsets = bucket_offsets({b: len(m) for b, m in buckets.items()})
     shards: dict[int, list[tuple[int, dict]]] = {}
     for b, members in buckets.items():

@@ -1,5 +1,4 @@
 """Shard plan, status decision and shard files (pure parts; no network)."""
-import io
 import json
 import tarfile
 from types import SimpleNamespace
@@ -12,10 +11,10 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from openwit.common.beamrun import pipeline_options
 from openwit.common.hashing import blake_hex
-from openwit.pipeline import shard_plan as plan
-from openwit.pipeline import shard_sample as smp
-from openwit.pipeline import shard_writer as sw
-from openwit.pipeline.shards import _keyed, _ranked
+from openwit.pipeline.shards import plan
+from openwit.pipeline.shards import sample as smp
+from openwit.pipeline.shards import writer as sw
+from openwit.pipeline.shards import PlanShards
 
 
 def _cands(n):
@@ -43,11 +42,7 @@ def test_beam_plan_matches_reference():
     ref = plan.plan_in_memory(cands, 50, seed=0)
     expected = [(s, sorted((i, c["uid"]) for i, c in items)) for s, items in ref.items()]
     with beam.Pipeline(options=pipeline_options([])) as p:
-        keyed = p | beam.Create(cands) | beam.Map(_keyed, 0)
-        offsets = (keyed | beam.combiners.Count.PerKey() | beam.combiners.ToDict() | beam.Map(plan.bucket_offsets))
-        got = (keyed | "G1" >> beam.GroupByKey()
-               | beam.FlatMap(_ranked, beam.pvalue.AsSingleton(offsets), 50)
-               | "G2" >> beam.GroupByKey()
+        got = (p | beam.Create(cands) | PlanShards(0, 50)
                | beam.Map(lambda kv: (kv[0], sorted((i, c["uid"]) for i, c in kv[1]))))
         assert_that(got, equal_to(expected))
 

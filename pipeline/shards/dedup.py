@@ -6,7 +6,7 @@ one becomes `filtered` with `error_message` "duplicate_sha256: same image as FIR
 pass already did this inside each shard (cheaply, before the first write); this pass catches the
 copies in other shards and re-points in-shard duplicates whose first is itself a duplicate now.
 
-Beam shell (`add_dedup_pass`): each shard's stats → its (sha256, (shard, key, named)) records, read
+Beam shell (`DedupShards`): each shard's stats → its (sha256, (shard, key, named)) records, read
 from the shard's Parquet (4 columns; skipped, retried and fresh shards alike) → group by sha256 →
 `plan_group` yields the changes → co-grouped with the stats by shard → `rewrite_shard` once per
 affected shard. Only keys and hashes are shuffled, never image bytes.
@@ -19,19 +19,15 @@ them and the pass dedups them. After the pass no duplicate is a success: a rerun
 """
 from __future__ import annotations
 
-import tarfile
 from typing import Iterable, Iterator
 
 import apache_beam as beam
-import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from openwit.common import layout
-from openwit.pipeline import shard_writer as sw
-from openwit.pipeline.shard_sample import mark_duplicate, sample_from_row
+from openwit.pipeline.shards import writer as sw
+from openwit.pipeline.shards.config import NS
+from openwit.pipeline.shards.sample import mark_duplicate, sample_from_row
 
-NS = "shards"
 REASON = "duplicate_sha256"
 Record = tuple[int, str, "str | None"]  # (shard, key, first key it is filed as a duplicate of; None: success)
 
@@ -64,20 +60,7 @@ def plan_group(sha256: str, group: Iterable[Record]) -> Iterator[tuple[int, tupl
 def shard_records(stats: dict, out: str) -> Iterator[tuple[str, Record]]:
     """Read the needed columns of a written shard's Parquet (local, gs://, s3://)."""
     shard = int(stats["shard"])
-    with FileSystems.open(layout.shard_path(out, shard, layout.PARQUET)) as f:
-        rows = pq.read_table(f, columns=["key", "status", "sha256", "error_message"]).to_pylist()
-    yield from records(rows, shard)
-
-
-def _images(out: str, shard: int, keep: set[str]) -> dict[str, tuple[str, bytes]]:
-    """key → (ext, bytes) of the kept keys' images, streamed from the shard's tar."""
-    images = {}
-    with FileSystems.open(layout.shard_path(out, shard, layout.TAR)) as f, tarfile.open(fileobj=f, mode="r|") as tar:
-        for m in tar:
-            key, ext = m.name.split(".", 1)
-            if key in keep and ext not in ("json", "txt"):
-                images[key] = (ext, tar.extractfile(m).read())
-    return images
+    yield from records(sw.read_rows(out, shard, ["key", "status", "sha256", "error_message"]), shard)
 
 
 def rewrite_shard(out: str, shard: int, stats: dict, marks: dict[str, str]) -> tuple[dict, int]:
@@ -86,13 +69,12 @@ def rewrite_shard(out: str, shard: int, stats: dict, marks: dict[str, str]) -> t
     Returns (new stats, successes removed). Tolerates a tar already rewritten by a failed attempt
     (the marked keys are simply not found there). Stats keep the shard's fingerprint: a rerun
     skips the shard."""
-    with FileSystems.open(layout.shard_path(out, shard, layout.PARQUET)) as f:
-        rows = pq.read_table(f).to_pylist()
+    rows = sw.read_rows(out, shard)
     samples = [mark_duplicate(sample_from_row(r), marks[r["key"]]) if r["key"] in marks else sample_from_row(r)
                for r in rows]
     removed = sum(r["key"] in marks and r["status"] == "success" for r in rows)
     kept = {s["key"] for s in samples if s["status"] == "success"}
-    images = _images(out, shard, kept)
+    images = sw.read_images(out, shard, kept)
     if kept - set(images):
         raise RuntimeError(f"shard {shard:05d} in {out}: tar lacks images of {sorted(kept - set(images))[:3]}")
     for s in samples:
@@ -124,13 +106,19 @@ def _by_shard(stats: dict) -> tuple[int, dict]:
     return int(stats["shard"]), stats
 
 
-def add_dedup_pass(stats: beam.PCollection, out: str) -> beam.PCollection:
-    """After WriteShard: dedup the whole run by sha256; returns the rewritten shards' stats."""
-    marks = (stats
-             | "DedupRecords" >> beam.FlatMap(shard_records, out)
-             | "DedupGroup" >> beam.GroupByKey()
-             | "DedupPlan" >> beam.FlatMapTuple(plan_group))
-    keyed = stats | "DedupStatsByShard" >> beam.Map(_by_shard)
-    return ({"stats": keyed, "marks": marks}
-            | "DedupJoin" >> beam.CoGroupByKey()
-            | "DedupRewrite" >> beam.ParDo(RewriteShardFn(out)))
+class DedupShards(beam.PTransform):
+    """Written shards' stats → the whole run deduplicated by sha256; returns the rewritten shards' stats."""
+
+    def __init__(self, out: str):
+        super().__init__()
+        self.out = out
+
+    def expand(self, stats):
+        marks = (stats
+                 | "Records" >> beam.FlatMap(shard_records, self.out)
+                 | "GroupBySha256" >> beam.GroupByKey()
+                 | "Plan" >> beam.FlatMapTuple(plan_group))
+        keyed = stats | "StatsByShard" >> beam.Map(_by_shard)
+        return ({"stats": keyed, "marks": marks}
+                | "Join" >> beam.CoGroupByKey()
+                | "Rewrite" >> beam.ParDo(RewriteShardFn(self.out)))

@@ -20,10 +20,9 @@ import webdataset as wds
 from loopback_server import LoopbackServer
 
 from openwit.common.hashing import blake_hex
-from openwit.pipeline import shard_dedup
-from openwit.pipeline import shard_writer as sw
-from openwit.pipeline.shards import _shard_transform, run_shards
-from openwit.pipeline.shard_config import shard_config
+from openwit.pipeline.shards import dedup as shard_dedup
+from openwit.pipeline.shards import writer as sw
+from openwit.pipeline.shards import FetchShards, run_shards, shard_config
 
 COPIES = 5  # each of the first 3 images under 5 URLs; 4 per shard → copies land in several shards
 
@@ -183,8 +182,13 @@ def test_without_the_flag_nothing_changes(setup, tmp_path):
     def labels(dedup: bool) -> set[str]:
         p = beam.Pipeline()
         cfg = shard_config(argparse.Namespace(**vars(_args(dedup)), out=str(tmp_path / "x")), local=True)
-        _shard_transform(p | beam.Create(rows), cfg)
-        return {t.full_label for t in p.transforms_stack[0].parts}
+        _ = p | beam.Create(rows) | FetchShards(cfg)
+        labels, todo = set(), list(p.transforms_stack[0].parts)
+        while todo:  # the stage's transforms are nested: FetchShards/Dedup/...
+            t = todo.pop()
+            labels.add(t.full_label)
+            todo.extend(t.parts)
+        return labels
 
     assert not any("Dedup" in name for name in labels(False))
     assert any("Dedup" in name for name in labels(True))

@@ -2,7 +2,7 @@
 
 A shard committed in OUT must have been built with the same settings and the same candidates, and
 OUT must hold no committed shard outside the plan; otherwise the run stops with one line. In the
-pipeline the checks form one singleton (`all_checked`) that the shard writer takes as a side input,
+pipeline the checks form one singleton (`CheckPlan`) that the shard writer takes as a side input,
 so every check has passed before the first shard is written: a refused run leaves OUT untouched.
 """
 from __future__ import annotations
@@ -10,21 +10,21 @@ from __future__ import annotations
 import json
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import TestOptions
 
-from openwit.common.errors import UserError
 from openwit.common import layout
-from openwit.pipeline import shard_writer as sw
-from openwit.pipeline.shard_config import ShardConfig
-from openwit.pipeline.shard_fetch import check_committed, check_planned
-from openwit.pipeline.shard_plan import candidates_hash, settings_fingerprint
+from openwit.common.beamrun import is_dry_run
+from openwit.common.errors import UserError
+from openwit.pipeline.shards import writer as sw
+from openwit.pipeline.shards.config import ShardConfig
+from openwit.pipeline.shards.builder import check_committed, check_planned
+from openwit.pipeline.shards.plan import candidates_hash, settings_fingerprint
 
 
 def check_existing(cfg: ShardConfig, options) -> None:
     """Fail fast in the driver when committed shards were built with other settings.
 
     Skipped for `--dry_run=True` (build the job only: no storage access, no credentials)."""
-    if options.view_as(TestOptions).dry_run:
+    if is_dry_run(options):
         return
     for path in layout.marker_paths(cfg.out)[:1]:
         stats = sw.read_marker_file(path)
@@ -60,10 +60,17 @@ def check_candidates(element, out: str) -> int:
     return shard
 
 
-def all_checked(planned: beam.PCollection, check, out: str) -> beam.PCollection:
-    """A singleton that exists once every planned shard passed `check` and OUT holds no committed
-    shard outside the plan (a consumer taking it as a side input runs after all the checks)."""
-    return (planned
-            | "CheckShard" >> beam.Map(check)
-            | "PlannedShards" >> beam.combiners.ToList()
-            | "CheckCommitted" >> beam.Map(check_no_other_shards, out))
+class CheckPlan(beam.PTransform):
+    """Planned shards → a singleton that exists once every planned shard passed `check` and OUT
+    holds no committed shard outside the plan (a consumer taking it as a side input runs after
+    all the checks)."""
+
+    def __init__(self, check, out: str):
+        super().__init__()
+        self.check, self.out = check, out
+
+    def expand(self, planned):
+        return (planned
+                | "CheckShard" >> beam.Map(self.check)
+                | "PlannedShards" >> beam.combiners.ToList()
+                | "CheckCommitted" >> beam.Map(check_no_other_shards, self.out))
