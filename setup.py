@@ -29,7 +29,7 @@ PACKAGES, PACKAGE_DIR = _packages()
 CONSOLE_SCRIPTS = {
     "openwit-queries": ("queries", "openwit.queries.cli:main"),
     "openwit-build": ("pipeline", "openwit.pipeline.cli:main"),
-    "openwit-stats": ("pipeline", "openwit.pipeline.stats_cli:main"),
+    "openwit-stats": ("pipeline", "openwit.pipeline.stats.cli:main"),
     "openwit-loader": ("loader", "openwit.loader.cli:main"),
     "openwit-train": ("trainer", "openwit.trainer.cli:main"),
     "openwit-eval": ("trainer", "openwit.trainer.eval_cli:main"),

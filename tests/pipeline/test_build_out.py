@@ -18,7 +18,7 @@ from openwit.common.layout import LOCK as LOCK_NAME
 from openwit.common.outdir import out_lock
 from openwit.pipeline import cli
 from openwit.pipeline import shards as shards_cli
-from openwit.pipeline import stats_cli
+from openwit.pipeline.stats import cli as stats_cli
 from openwit.queries import cli as queries_cli
 
 QUERIES = ["red", "blue", "green", "photo"]

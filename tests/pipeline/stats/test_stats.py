@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from openwit.pipeline.stats import compute_stats, write_report
-from openwit.pipeline.stats_cli import main
+from openwit.pipeline.stats.cli import main
 
 T = 30
 N_QUERIES = 50

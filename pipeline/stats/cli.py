@@ -6,6 +6,8 @@ import logging
 
 from openwit.common.errors import cli_main, setup_logging
 
+log = logging.getLogger(__name__)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     check_out(layout.report_dir(args.out_dir))  # before reading every shard
 
     report = write_report(args.out_dir, skip_bad_shards=args.skip_bad_shards)
-    logging.getLogger("openwit.stats").info("report written to %s", report)
+    log.info("report written to %s", report)
     print(f"{report}/report.html")
     return 0
 

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from openwit.pipeline import shards
-from openwit.pipeline.stats_cli import main
+from openwit.pipeline.stats.cli import main
 
 
 def _shard(out, n: int, statuses: list[str]) -> None:

@@ -17,11 +17,11 @@ import pyarrow.parquet as pq
 from openwit.common import layout
 from openwit.common.atomic import atomic_write_bytes, atomic_write_text
 from openwit.common.errors import UserError
-from openwit.pipeline.stats_aggregate import COLUMNS, ShardRows, throughput
-from openwit.pipeline.stats_queries import query_stats
+from openwit.pipeline.stats.aggregate import COLUMNS, ShardRows, throughput
+from openwit.pipeline.stats.per_query import query_stats
 
 BATCH_ROWS = 65_536
-log = logging.getLogger("openwit.stats")
+log = logging.getLogger(__name__)
 
 
 def _settings_key(marker: dict) -> str | None:
@@ -111,8 +111,8 @@ def compute_stats(out_dir: str, skip_bad_shards: bool = False) -> dict:
 
 def write_report(out_dir: str, skip_bad_shards: bool = False) -> str:
     """Write OUT/report/{stats.json, report.html, *.png}; returns the report folder."""
-    from openwit.pipeline.stats_html import render_html  # matplotlib only when a report is made
-    from openwit.pipeline.stats_plots import render_plots
+    from openwit.pipeline.stats.page import render_html  # matplotlib only when a report is made
+    from openwit.pipeline.stats.plots import render_plots
 
     stats = compute_stats(out_dir, skip_bad_shards)
     report = layout.report_dir(out_dir)
