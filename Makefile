@@ -46,7 +46,7 @@ test-slow: venv wordnet
 
 # The demo itself clears DEMO_OUT, and only when an earlier demo wrote it (DEMO_OUT/.openwit-demo).
 demo: venv wordnet
-	OPENWIT_WORDNET_DIR=$(WORDNET_DIR) $(PY) -m openwit.pipeline.demo --out $(DEMO_OUT)
+	OPENWIT_WORDNET_DIR=$(WORDNET_DIR) $(PY) -m openwit.demo --out $(DEMO_OUT)
 
 clean:
 	@d='$(DEMO_OUT)'; if [ -e "$$d" ] && ! { [ -d "$$d" ] && [ ! -L "$$d" ] \

@@ -7,7 +7,7 @@ import os
 
 from setuptools import setup
 
-PARTS = ["common", "queries", "pipeline", "loader", "trainer"]
+PARTS = ["common", "queries", "pipeline", "loader", "trainer", "demo"]
 
 
 def _packages():

@@ -7,7 +7,7 @@ import sys
 import pyarrow.parquet as pq
 
 from openwit.queries.cli import main
-from openwit.queries.demo_data import demo_dump_xml, write_demo_dump, write_demo_pageviews
+from openwit.demo.wiki import demo_dump_xml, write_demo_dump, write_demo_pageviews
 
 
 def test_demo_inputs_full_pipeline_and_byte_identical_rerun(tmp_path, wordnet_dir):

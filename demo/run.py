@@ -21,10 +21,9 @@ import time
 
 from openwit.common import layout
 from openwit.common.errors import UserError, cli_main
-from openwit.queries import cli as queries_cli
-from openwit.queries import demo_data
+from openwit.demo import web, wiki
 from openwit.pipeline import cli as build_cli
-from openwit.pipeline import demo_web
+from openwit.queries import cli as queries_cli
 
 
 MARKER = ".openwit-demo"
@@ -61,8 +60,8 @@ def _done(t0: float) -> None:
 
 def run_queries(out: str, wordnet_dir: str) -> str:
     inputs = os.path.join(out, "inputs")
-    dump = demo_data.write_demo_dump(os.path.join(inputs, "demowiki-pages-articles.xml.bz2"), wordnet_dir)
-    views = demo_data.write_demo_pageviews(os.path.join(inputs, "pageviews-20240101-000000"), wordnet_dir)
+    dump = wiki.write_demo_dump(os.path.join(inputs, "demowiki-pages-articles.xml.bz2"), wordnet_dir)
+    views = wiki.write_demo_pageviews(os.path.join(inputs, "pageviews-20240101-000000"), wordnet_dir)
     qdir = os.path.join(out, "queries")
     rc = queries_cli.main(["--out", qdir, "--wiki-dump", dump, "--pageviews", views,
                            "--wordnet-dir", wordnet_dir, "--min-unigram-count", "5"])
@@ -72,7 +71,7 @@ def run_queries(out: str, wordnet_dir: str) -> str:
 
 
 def run_build(out: str, qdir: str, server_url: str, pairs: list[tuple[str, str]], max_per_query: int) -> str:
-    table = demo_web.write_caption_table(os.path.join(out, "inputs", "captions.parquet"), server_url, pairs)
+    table = web.write_caption_table(os.path.join(out, "inputs", "captions.parquet"), server_url, pairs)
     dataset = os.path.join(out, "dataset")
     rc = build_cli.main(["--queries", qdir, "--input", table, "--out", dataset,
                          "--samples-per-shard", "64", "--image-size", "128",
@@ -103,7 +102,7 @@ def run_loader(dataset: str) -> tuple[int, tuple, tuple, int]:
 
 @cli_main
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m openwit.pipeline.demo", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m openwit.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="demo-out",
                     help=f"output folder, made fresh (deleted first only when an earlier demo wrote it: {MARKER})")
     ap.add_argument("--wordnet-dir", default=os.environ.get("OPENWIT_WORDNET_DIR", "/usr/share/wordnet"))
@@ -119,8 +118,8 @@ def main(argv=None) -> int:
 
     t0 = _step(2, "candidates → match → balance → fetch → shards → report (openwit-build)")
     site = os.path.join(args.out, "inputs", "www")
-    pairs = demo_web.write_site(site)
-    with demo_web.SiteServer(site) as server:
+    pairs = web.write_site(site)
+    with web.SiteServer(site) as server:
         print(f"   serving {len(pairs)} generated images (a few broken on purpose) at {server.url}", flush=True)
         dataset = run_build(args.out, qdir, server.url, pairs, args.max_per_query)
     _done(t0)

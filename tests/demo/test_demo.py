@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from openwit.pipeline import demo
+from openwit.demo import run as demo
 
 
 def test_demo_runs_the_whole_road(tmp_path, wordnet_dir, capsys):
@@ -67,10 +67,10 @@ def test_demo_out_is_only_cleared_when_an_earlier_demo_wrote_it(tmp_path, capsys
 def test_makefile_never_deletes_an_unmarked_demo_out(tmp_path):
     if subprocess.run(["make", "--version"], capture_output=True).returncode != 0:
         pytest.skip("make not installed")
-    makefile = Path(__file__).resolve().parents[1] / "Makefile"
+    makefile = Path(__file__).resolve().parents[2] / "Makefile"
     dry = subprocess.run(["make", "-n", "-f", str(makefile), "-C", str(makefile.parent), "demo",
                           f"DEMO_OUT={tmp_path / 'x'}"], capture_output=True, text=True)
-    assert "openwit.pipeline.demo --out" in dry.stdout and "rm -rf" not in dry.stdout  # the demo clears, checked
+    assert "-m openwit.demo --out" in dry.stdout and "rm -rf" not in dry.stdout  # the demo clears, checked
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep")
