@@ -19,7 +19,7 @@ from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.common.files import expand_patterns
 from openwit.common.outdir import check_out
 from openwit.queries import dump, union, wordnet
-from openwit.queries.pipeline import Config, build
+from openwit.queries.graph import Config, build
 
 log = logging.getLogger("openwit.queries")
 DUMP_SOURCES = {"unigram", "bigram"}

@@ -162,7 +162,7 @@ def test_bucketed_partial_counts_merge_to_totals():
 def test_top_key_agrees_with_union_order():
     import heapq
 
-    from openwit.queries.pipeline import rank_key
+    from openwit.queries.graph import rank_key
     items = [("b", 2), ("a", 2), ("ab", 3), ("c", 1), ("aa", 2), ("ba", 3), ("", 1)]
     for n in range(1, len(items) + 1):
         assert heapq.nlargest(n, items, key=rank_key) == union.ranked(items)[:n]
