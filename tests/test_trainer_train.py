@@ -132,3 +132,16 @@ def test_torchrun_two_processes_on_cpu(shards, tmp_path):
     state = checkpoint.load(str(out))
     assert state["step"] == 7 and len(state["rng"]) == 2
     assert [r["step"] for r in metrics(out)] == list(range(1, 8))  # rank 0 logs alone
+
+
+def test_device_augment_trains_on_the_same_batches(shards, tmp_path):
+    """--device-augment on (workers decode + crop, the device resizes) sees the same samples and
+    nearly the same pixels (Pillow's bicubic to ±1 level): the losses agree closely."""
+    runs = {}
+    for mode in ("off", "on"):
+        out = tmp_path / mode
+        assert train_main(_flags(shards, out, "--max-steps", "3", "--device-augment", mode)) == 0
+        runs[mode] = [r["loss"] for r in metrics(out)]
+    assert len(runs["on"]) == 3
+    for a, b in zip(runs["off"], runs["on"]):
+        assert abs(a - b) < 2e-3, runs

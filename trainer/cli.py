@@ -52,10 +52,12 @@ FLAGS = [
     ("--max-bad-steps", int, "stop with an error after N non-finite losses in a row"),
     ("--device", str, "auto (GPU when there is one), cpu or cuda"),
     ("--shuffle-buffer", int, "loader shuffle buffer in samples (default 1000)"),
+    ("--device-augment", str, "on: loader workers only decode and crop, the training device resizes and "
+                              "normalises whole batches; off: workers do it all (auto: on with a GPU)"),
 ]
 METAVARS = {"--train-data": "URLS", "--val-data": "URLS", "--zeroshot-folder": "DIR", "--zeroshot-templates": "T",
             "--model": "NAME", "--model-config": "FILE", "--out": "DIR", "--precision": "P", "--resume": "latest|PATH",
-            "--loss": "clip|siglip", "--tokenizer": "FILE", "--device": "D"}
+            "--loss": "clip|siglip", "--tokenizer": "FILE", "--device": "D", "--device-augment": "auto|on|off"}
 SWITCHES = [
     ("--grad-checkpointing", "recompute activations in the backward pass (less memory, ~30%% more compute)"),
     ("--dataset-resampled", "draw shards with replacement instead of splitting them into epochs"),

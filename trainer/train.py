@@ -70,6 +70,7 @@ class TrainConfig:
     device: str = "auto"
     shuffle_buffer: int | None = None
     quick_gelu: bool = False
+    device_augment: str = "auto"  # on: workers only decode + crop, the device resizes; auto: on with a GPU
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -122,6 +123,7 @@ class Run:
         if cfg.grad_checkpointing:
             self.model.set_grad_checkpointing(True)
         self.loader = self._make_loader()
+        self.to_device = self.loader.device_transform()  # resize + normalise on the device, or just move
         self.steps_per_epoch = len(self.loader) // cfg.accum_freq
         self.total_steps = self.steps_per_epoch * cfg.epochs
         if cfg.max_steps:
@@ -182,7 +184,7 @@ class Run:
                              resampled=cfg.dataset_resampled, num_samples=cfg.train_num_samples, seed=cfg.seed,
                              shuffle_buffer=cfg.shuffle_buffer, tokenizer=self.tokenizer, num_workers=cfg.workers,
                              rank=d.rank, world_size=d.world_size, context_length=self.model_cfg.text.context_length,
-                             pin_memory=d.device.type == "cuda")
+                             pin_memory=d.device.type == "cuda", device_augment=self._device_augment())
         need = cfg.batch_size * cfg.accum_freq * d.world_size
         if loader.num_samples < need:
             raise UserError(f"the dataset has {loader.num_samples} samples, fewer than one step needs "
@@ -191,6 +193,12 @@ class Run:
         if len(loader) < cfg.accum_freq:
             raise UserError(f"an epoch has {len(loader)} batches per process, fewer than --accum-freq {cfg.accum_freq}")
         return loader
+
+    def _device_augment(self) -> bool:
+        mode = self.cfg.device_augment
+        if mode not in ("auto", "on", "off"):
+            raise UserError(f"--device-augment {mode}: choose auto, on or off")
+        return mode == "on" or (mode == "auto" and self.d.device.type == "cuda")
 
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -211,7 +219,8 @@ class Run:
         return (f"training {m.name} ({count_parameters(self.model):,} parameters, vocabulary {m.text.vocab_size:,}) "
                 f"on {self.loader.num_samples:,} samples, {self.d.world_size} process(es) on {self.d.device.type}, "
                 f"batch {c.batch_size} × {c.accum_freq} × {self.d.world_size} = {c.batch_size * c.accum_freq * self.d.world_size}, "
-                f"{self.steps_per_epoch:,} steps/epoch, {self.total_steps:,} steps, precision {self.precision}, loss {c.loss}")
+                f"{self.steps_per_epoch:,} steps/epoch, {self.total_steps:,} steps, precision {self.precision}, loss {c.loss}, "
+                f"image resize on the {'device' if self._device_augment() else 'loader workers'}")
 
     def fit(self) -> dict:
         if self.d.is_main:
@@ -221,7 +230,7 @@ class Run:
         while self.step < self.total_steps:
             micro = []
             for images, tokens in self.loader:
-                micro.append((images.to(self.d.device, non_blocking=True), tokens.to(self.d.device, non_blocking=True)))
+                micro.append((self.to_device(images, self.d.device), tokens.to(self.d.device, non_blocking=True)))
                 if len(micro) < self.cfg.accum_freq:
                     continue
                 wait = time.perf_counter() - t_wait
