@@ -17,7 +17,7 @@ TOTALS = ("count", "successes", "failed_to_download", "failed_to_resize", "filte
 
 def summarize(out: str) -> dict:
     """Totals over the committed shards' markers."""
-    from openwit.pipeline.shards.writer import read_marker_file
+    from openwit.pipeline.shards import read_marker_file
 
     totals = {"shards": 0, **{k: 0 for k in TOTALS}}
     for path in layout.marker_paths(out):

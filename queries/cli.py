@@ -21,7 +21,7 @@ from openwit.common.outdir import check_out
 from openwit.queries import dump, union, wordnet
 from openwit.queries.graph import Config, build
 
-log = logging.getLogger("openwit.queries")
+log = logging.getLogger(__name__)
 DUMP_SOURCES = {"unigram", "bigram"}
 
 

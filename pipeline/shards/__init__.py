@@ -10,6 +10,8 @@ back), dedup (run-wide sha256 pass).
 from openwit.pipeline.shards.config import NS, ShardConfig, add_shard_flags, shard_config
 from openwit.pipeline.shards.stage import (CheckCandidates, FetchShards, PlanShards, candidates_check, main,
                                            run_shards, stage_config)
+from openwit.pipeline.shards.writer import read_marker_file
 
 __all__ = ["NS", "CheckCandidates", "FetchShards", "PlanShards", "ShardConfig", "add_shard_flags",
-           "candidates_check", "main", "run_shards", "shard_config", "stage_config"]
+           "candidates_check", "main", "read_marker_file", "run_shards", "shard_config",
+           "stage_config"]

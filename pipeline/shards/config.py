@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from openwit.common.errors import UserError
-from openwit.pipeline.images.ops import OUTPUT_FORMATS, RESIZE_MODES
+from openwit.pipeline.images import OUTPUT_FORMATS, RESIZE_MODES
 
 DEFAULT_SAMPLES_PER_SHARD = 10_000
 NS = "shards"  # Beam counter namespace of the shard stage (per status, per reason, per shard action)
