@@ -74,7 +74,7 @@ def openclip_worker(argv: list[str]) -> int:
 
 # --- shards -------------------------------------------------------------------------------------------
 def build_shards(image_size: int, shards: int = 8, per_shard: int = 125) -> Path:
-    """WebDataset tars like tests/test_loader_helpers.write_shard (key.jpg, key.json, key.txt) plus
+    """WebDataset tars like tests/shard_helpers.write_shard (key.jpg, key.json, key.txt) plus
     NNNNN_stats.json; built once per image size."""
     out = WORK / f"shards_{image_size}px"
     done = out / ".complete"

@@ -47,7 +47,7 @@ def cmd_encode(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from openwit.loader.loader import make_loader
+    from openwit.loader.stream import make_loader
 
     loader = make_loader(args.urls, args.batch_size, image_size=args.image_size, num_workers=args.num_workers,
                          tokenizer=args.tokenizer, resampled=args.resampled, train=not args.eval,

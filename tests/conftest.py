@@ -2,7 +2,7 @@
 
 Tests live in folders mirroring the code (tests/pipeline/fetch/ for pipeline/fetch/, ...); test file
 names stay unique across the tree (pytest's default import mode). The shared helpers beside this file
-(loopback_server, test_loader_helpers, trainer_helpers) import from any folder: tests/ is on sys.path.
+(loopback_server, shard_helpers, trainer_helpers) import from any folder: tests/ is on sys.path.
 """
 import os
 import sys

@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 from openwit.loader.tokenizer import CaptionTokenizer
-from test_loader_helpers import all_captions, write_dataset
+from shard_helpers import all_captions, write_dataset
 
 
 def make_shards(out: Path, shared_data: Path, sizes: list[int]) -> str:

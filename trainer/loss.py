@@ -3,7 +3,7 @@
 Distributed: every rank gathers all ranks' features *with gradients* (`gather_with_grad`) and
 computes only its own rows (local images against all texts, local texts against all images). The
 gather's backward sums each slice's gradient over ranks, so after DDP averages the parameter
-gradients they equal those of one process holding the whole batch (tests/test_trainer_loss.py
+gradients they equal those of one process holding the whole batch (tests/trainer/test_loss.py
 checks this on 2 gloo processes). Gathering without gradients and computing the local loss gives
 wrong gradients (open_clip issue #894).
 """

@@ -15,7 +15,7 @@ import pytest
 from openwit.pipeline import cli as build_cli
 from openwit.trainer.cli import main as train_main
 from openwit.trainer.eval_cli import main as eval_main
-from test_loader_helpers import CIFAR_TGZ
+from shard_helpers import CIFAR_TGZ
 from trainer_helpers import metrics
 
 # ~4 min on 2 quiet cores: the build, 260 training steps, the eval

@@ -15,7 +15,7 @@ from openwit.loader import make_loader
 from openwit.loader.cli import main as loader_cli
 from openwit.loader.tokenizer import CaptionTokenizer
 from openwit.loader.transforms import MAX_IMAGE_PIXELS
-from test_loader_helpers import cifar_samples, write_dataset, write_shard
+from shard_helpers import cifar_samples, write_dataset, write_shard
 
 KW = dict(image_size=32, shuffle_buffer=16)
 

@@ -11,7 +11,7 @@ from openwit.trainer.cli import main as train_main
 from openwit.trainer.config import MODELS, ModelConfig, model_config
 from openwit.trainer.model import CLIP, count_parameters
 
-FIXTURES = Path(__file__).parent / "fixtures" / "openclip"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openclip"
 
 
 @pytest.mark.parametrize("name", ["ViT-B-32", "ViT-B-16", "ViT-L-14", "RN50", "RN101"])

@@ -12,7 +12,7 @@ from openwit.loader import make_loader
 from openwit.loader.samples import FaultLog, iter_shard
 from openwit.loader.tokenizer import CaptionTokenizer
 from openwit.loader.transforms import clip_eval_preprocess
-from test_loader_helpers import caption_of, cifar_samples, write_shard
+from shard_helpers import caption_of, cifar_samples, write_shard
 
 KW = dict(image_size=32, shuffle_buffer=16)
 

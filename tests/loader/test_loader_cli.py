@@ -2,7 +2,7 @@
 import json
 
 from openwit.loader.cli import main
-from test_loader_helpers import write_dataset
+from shard_helpers import write_dataset
 
 
 def test_train_encode_inspect(shared_data, tmp_path, capsys, monkeypatch):

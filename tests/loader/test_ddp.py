@@ -10,7 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from openwit.loader import make_loader
-from test_loader_helpers import all_captions, caption_of, write_dataset
+from shard_helpers import all_captions, caption_of, write_dataset
 
 SIZES = [23, 9, 14, 5, 2]  # 5 shards over 2 ranks, 53 samples: uneven in both
 

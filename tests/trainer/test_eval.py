@@ -14,7 +14,7 @@ from openwit.trainer.cli import main as train_main
 from openwit.trainer.eval_cli import main as eval_main
 from openwit.trainer.evaluate import recall_at
 from openwit.trainer.templates import CLIP80, load_templates
-from test_loader_helpers import CIFAR_TGZ
+from shard_helpers import CIFAR_TGZ
 from trainer_helpers import make_shards
 
 SIZES = [30, 30, 20]

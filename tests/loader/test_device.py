@@ -22,7 +22,7 @@ from openwit.loader import plan
 from openwit.loader.device import REDUCING_GAP
 from openwit.loader.tokenizer import CaptionTokenizer
 from openwit.loader.transforms import CLIP_MEAN, CLIP_STD, open_image, random_resized_crop_box
-from test_loader_helpers import caption_of, cifar_samples, write_dataset, write_shard
+from shard_helpers import caption_of, cifar_samples, write_dataset, write_shard
 
 PHOTO_DIRS = ("skimage", "sklearn", "img2dataset_tests")
 SIZES = [30, 20, 7]

@@ -13,7 +13,7 @@ import torch
 from openwit.common.errors import UserError
 from openwit.loader import make_loader
 from openwit.loader.tokenizer import CaptionTokenizer
-from test_loader_helpers import all_captions, caption_of, cifar_samples, write_dataset, write_shard
+from shard_helpers import all_captions, caption_of, cifar_samples, write_dataset, write_shard
 
 SIZES = [30, 20, 7]  # uneven on purpose
 KW = dict(image_size=32, shuffle_buffer=16)
@@ -202,7 +202,7 @@ def test_default_tokenizer_json_beside_shards(shared_data, tmp_path, monkeypatch
 
 def test_reads_shards_from_openwit_shard_writer(shared_data, tok, tmp_path):
     """The pipeline's own writer (tar + Parquet with a failure row + stats marker) → the loader."""
-    shard_writer = pytest.importorskip("openwit.pipeline.shard_writer")
+    from openwit.pipeline.shards import writer as shard_writer
     pool = cifar_samples(shared_data, 12)
     samples = [{"key": f"00000{i:04d}", "status": "success", "ext": "jpg", "data": img, "caption": cap,
                 "url": f"http://example.com/{i}.jpg", "query_ids": [i]} for i, (img, cap) in enumerate(pool)]
@@ -217,7 +217,7 @@ def test_reads_shards_from_openwit_shard_writer(shared_data, tok, tmp_path):
 
 def test_reads_a_real_img2dataset_shard(tok):
     """tests/fixtures/img2dataset: written by img2dataset 1.47 itself (members unsorted, a 404 row)."""
-    fixture = Path(__file__).parent / "fixtures" / "img2dataset"
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "img2dataset"
     captions = ["a red gradient", "a green square", "a wide blue banner", "a tall yellow strip",
                 "a grey tile &amp; more", "café au lait"]
     loader = make_loader(str(fixture / "00000.tar"), 3, tokenizer=tok, train=False, image_size=32)
