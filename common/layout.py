@@ -6,6 +6,8 @@ OUT/timing/00000.json                            when the shard was fetched (kep
 OUT/.00000.tar.tmp-XXXX                          a temporary file of a shard being written (atomic writes)
 OUT/candidates/candidates-00000-of-00004.parquet the balanced candidates
 OUT/query_counts.parquet  OUT/queries_meta.json  matches/kept per query; how the list was balanced
+OUT/candidate_counts.json                        the candidates stage's funnel: records read → extracted
+                                                 (drops by reason) → unique → matched → kept
 OUT/tokenizer.json                               byte-level BPE trained on the captions (the loader's default)
 OUT/report/                                      stats.json, report.html, *.png (openwit-stats)
 OUT/.openwit.lock                                held by the one run writing OUT
@@ -35,11 +37,12 @@ TIMING_DIR = "timing"
 CANDIDATES_DIR = "candidates"
 QUERY_COUNTS = "query_counts.parquet"
 QUERIES_META = "queries_meta.json"
+CANDIDATE_COUNTS = "candidate_counts.json"
 TOKENIZER = "tokenizer.json"
 REPORT_DIR = "report"
 LOCK = ".openwit.lock"
 STAGING_PREFIX = ".openwit-staging"
-STAGED_FILES = (QUERY_COUNTS, QUERIES_META)  # staged beside candidates/, committed after the run
+STAGED_FILES = (QUERY_COUNTS, QUERIES_META, CANDIDATE_COUNTS)  # staged beside candidates/, committed after the run
 # --- the query list's folder (openwit-queries --out) --------------------------------------------
 QUERIES_PARQUET = "queries.parquet"
 QUERIES_TXT = "queries.txt"
@@ -108,8 +111,9 @@ def lock_path(out: str) -> str:
 
 
 def staging_dir(out: str, run_id: str) -> str:
-    """`OUT/.openwit-staging-RUN`: where one openwit-build run writes candidates/,
-    query_counts.parquet and queries_meta.json until it has passed every check (its own name, so
+    """`OUT/.openwit-staging-RUN`: where one openwit-build run writes candidates/ and
+    STAGED_FILES (query_counts.parquet, queries_meta.json, candidate_counts.json) until it has
+    passed every check (its own name, so
     a failed run removes only what it wrote)."""
     return join(out, f"{STAGING_PREFIX}-{run_id}")
 

@@ -24,7 +24,9 @@ CANDIDATE_SCHEMA = pa.schema([
 ])
 QUERY_COUNTS_SCHEMA = pa.schema([
     ("query_id", pa.int32()), ("query", pa.string()), ("matched", pa.int64()), ("kept", pa.int64()),
+    ("source", pa.string()),
 ])
+LISTED_INPUTS = 100  # candidate_counts.json names at most this many input files
 
 
 def load_queries(path: str) -> list[str]:
@@ -61,17 +63,57 @@ def finish_candidates(out: str, written: list[str]) -> list[str]:
     return sorted(written)
 
 
+def load_query_sources(path: str) -> list[str | None]:
+    """The `source` column of queries.parquet (numeral, wordnet, unigram, bigram, title), in row
+    order; all None when the list has no such column."""
+    with FileSystems.open(layout.queries_file(path)) as fh:
+        pf = pq.ParquetFile(io.BytesIO(fh.read()))
+    if "source" not in pf.schema_arrow.names:
+        return [None] * pf.metadata.num_rows
+    return pf.read(columns=["source"]).column("source").to_pylist()
+
+
 def write_query_counts(out: str, queries_path: str, matched: dict[int, int], kept: dict[int, int]) -> str:
-    """OUT/query_counts.parquet: one row per query (all of them, zeros included)."""
+    """OUT/query_counts.parquet: one row per query (all of them, zeros included), with its source."""
     queries = load_queries(queries_path)
     table = pa.table({
         "query_id": pa.array(range(len(queries)), pa.int32()),
         "query": pa.array(queries, pa.string()),
         "matched": pa.array([matched.get(i, 0) for i in range(len(queries))], pa.int64()),
         "kept": pa.array([kept.get(i, 0) for i in range(len(queries))], pa.int64()),
+        "source": pa.array(load_query_sources(queries_path), pa.string()),
     }, schema=QUERY_COUNTS_SCHEMA)
     path = layout.join(out, layout.QUERY_COUNTS)
     atomic_write_bytes(path, table_bytes(table))
+    return path
+
+
+def candidate_counts(files: list[str], tally: dict, sizes: dict) -> dict:
+    """The candidates stage's funnel as one JSON object (see layout.CANDIDATE_COUNTS).
+
+    `tally`: ExtractFn's per-file counts summed; `sizes`: records left after de-duplication
+    (`unique`), matching (`matched`) and balancing (`kept`)."""
+    main = {"input_files", "bad_input_file", "records_read", "extracted"}
+    extracted, unique = int(tally.get("extracted", 0)), int(sizes["unique"])
+    matched, kept = int(sizes["matched"]), int(sizes["kept"])
+    listed = sorted(files)
+    return {
+        "format": "openwit candidate counts 1",
+        "inputs": {"files": len(files), "bad_files": int(tally.get("bad_input_file", 0)),
+                   "listed": listed[:LISTED_INPUTS]},
+        "records_read": int(tally.get("records_read", 0)),
+        "extracted": extracted,
+        "extract_drops": {k: int(v) for k, v in sorted(tally.items()) if k not in main},
+        "unique": unique, "duplicates": extracted - unique,
+        "matched": matched, "no_match": unique - matched,
+        "kept": kept, "balanced_out": matched - kept,
+    }
+
+
+def write_candidate_counts(out: str, files: list[str], tally: dict, sizes: dict) -> str:
+    """Write OUT/candidate_counts.json atomically (same inputs, same bytes); returns the path."""
+    path = layout.join(out, layout.CANDIDATE_COUNTS)
+    atomic_write_text(path, json.dumps(candidate_counts(files, tally, sizes), indent=1, sort_keys=True) + "\n")
     return path
 
 

@@ -2,7 +2,7 @@
 
 The decisions are pure functions (openwit.pipeline.extract, match, balance); this module wires them
 into composite transforms — `Candidates` = ExtractCandidates → MatchQueries → Balance →
-WriteCandidates — counts every drop by reason (namespace `openwit.candidates`) and keeps side
+WriteCandidates (+ WriteCandidateCounts, the funnel) — counts every drop by reason (namespace `openwit.candidates`) and keeps side
 inputs small: only the over-cap queries' counts (metaclip mode) or thresholds (exact mode) are
 broadcast.
 """
@@ -22,8 +22,8 @@ from openwit.common.errors import UserError
 from openwit.common.files import expand_patterns
 from openwit.common.progress import progress
 from openwit.pipeline.candidates import balance
-from openwit.pipeline.candidates.files import (finish_candidates, load_queries, write_balance_meta, write_candidates,
-                                            write_query_counts)
+from openwit.pipeline.candidates.files import (finish_candidates, load_queries, write_balance_meta,
+                                               write_candidate_counts, write_candidates, write_query_counts)
 from openwit.pipeline.extract import RECOGNISED, BadInput, extract_file, file_kind
 from openwit.pipeline.candidates.match import Matcher
 
@@ -53,8 +53,13 @@ def expand_inputs(patterns: Iterable[str]) -> list[str]:
     return files
 
 
+TALLY = "tally"  # ExtractFn's second output: one dict of counts per input file
+
+
 class ExtractFn(beam.DoFn):
-    """A file path → candidate records; a corrupt file is logged with its byte offset and counted."""
+    """A file path → candidate records; a corrupt file is logged with its byte offset and counted.
+    Also emits, on the `tally` output, one dict per file: `records_read`, `extracted`,
+    `bad_input_file` (0/1) and one key per drop reason (exact, unlike retried counters)."""
 
     def __init__(self, url_col: str | None, caption_col: str | None):
         self._cols = (url_col, caption_col)
@@ -62,6 +67,7 @@ class ExtractFn(beam.DoFn):
     def process(self, path: str):
         _count("input_files")
         report, seen = progress("candidates: extracting"), 0
+        tally: dict[str, int] = {"input_files": 1, "extracted": 0, "bad_input_file": 0}
         try:
             for record, reason in extract_file(path, *self._cols):
                 seen += 1
@@ -69,13 +75,25 @@ class ExtractFn(beam.DoFn):
                     report.add(records=10_000)
                 if record is None:
                     _count(reason)
+                    tally[reason] = tally.get(reason, 0) + 1
                 else:
                     _count("extracted")
+                    tally["extracted"] += 1
                     yield record
         except BadInput as e:
             log.warning("bad input file %s %s (skipped the rest of it)", path, e)
             _count("bad_input_file")
+            tally["bad_input_file"] = 1
         report.add(records=seen % 10_000, files=1)
+        yield beam.pvalue.TaggedOutput(TALLY, {**tally, "records_read": seen})
+
+
+def _add_tallies(tallies: Iterable[dict]) -> dict:
+    total: dict[str, int] = {}
+    for t in tallies:
+        for k, v in t.items():
+            total[k] = total.get(k, 0) + v
+    return total
 
 
 class FirstOccurrence(beam.CombineFn):
@@ -149,17 +167,21 @@ def _rank_pairs(record, over_cap, seed):
 
 
 class ExtractCandidates(beam.PTransform):
-    """Input files → one record per uid (url+caption), every drop counted by its reason."""
+    """Input files → one record per uid (url+caption), every drop counted by its reason. Once
+    applied, `.tally` is a one-element PCollection: the per-file tallies summed (see ExtractFn)."""
 
     def __init__(self, files: list[str], url_col: str | None = None, caption_col: str | None = None):
         super().__init__()
         self.files, self.url_col, self.caption_col = files, url_col, caption_col
+        self.tally = None
 
     def expand(self, pbegin):
-        return (pbegin
+        read = (pbegin
                 | "Files" >> beam.Create(self.files)
                 | "SpreadFiles" >> beam.Reshuffle()
-                | "Read" >> beam.ParDo(ExtractFn(self.url_col, self.caption_col))
+                | "Read" >> beam.ParDo(ExtractFn(self.url_col, self.caption_col)).with_outputs(TALLY, main="records"))
+        self.tally = read[TALLY] | "SumTallies" >> beam.CombineGlobally(_add_tallies)
+        return (read.records
                 | "ByUid" >> beam.Map(lambda r: (r["uid"], r))
                 | "Dedup" >> beam.CombinePerKey(FirstOccurrence())
                 | "Unique" >> beam.Map(_unique))
@@ -271,11 +293,31 @@ class Candidates(beam.PTransform):
         self.max_per_query, self.mode, self.oversample, self.seed = max_per_query, mode, oversample, seed
 
     def expand(self, pbegin):
-        unique = pbegin | "Extract" >> ExtractCandidates(self.files, self.url_col, self.caption_col)
+        extract = ExtractCandidates(self.files, self.url_col, self.caption_col)
+        unique = pbegin | "Extract" >> extract
         matched = unique | "Match" >> MatchQueries(self.queries_path)
         counts = matched | "CountPerQuery" >> CountPerQuery()
         kept = matched | "Balance" >> Balance(counts, self.mode, self.max_per_query, self.oversample, self.seed)
         meta = {"max_per_query": self.max_per_query, "balance": self.mode, "oversample": self.oversample,
                 "seed": self.seed, "queries": self.queries_path}
         _ = kept | "Write" >> WriteCandidates(self.out, self.queries_path, counts, self.rows_per_file, meta)
+        _ = pbegin | "Funnel" >> WriteCandidateCounts(self.out, self.files, extract.tally, unique, matched, kept)
         return kept
+
+
+class WriteCandidateCounts(beam.PTransform):
+    """OUT/candidate_counts.json: the stage's funnel (records read → extracted → unique → matched →
+    kept, each drop by reason), counted from the data itself, so it is exact on every runner."""
+
+    def __init__(self, out: str, files: list[str], tally, unique, matched, kept):
+        super().__init__()
+        self.out, self.files, self.tally = out, files, tally
+        self.stages = {"unique": unique, "matched": matched, "kept": kept}
+
+    def expand(self, pbegin):
+        out, files = self.out, self.files
+        sizes = {name: beam.pvalue.AsSingleton(pc | f"Count_{name}" >> beam.combiners.Count.Globally())
+                 for name, pc in self.stages.items()}
+        return (pbegin | "Start" >> beam.Create([None])
+                | "Write" >> beam.Map(lambda _, tally, **n: write_candidate_counts(out, files, tally, n),
+                                      beam.pvalue.AsSingleton(self.tally), **sizes))
