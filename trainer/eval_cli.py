@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args) -> dict:
     import torch
 
-    from openwit.trainer.evaluate import Encoder, retrieval, score, zeroshot_folder, zeroshot_shards
+    from openwit.trainer.evaluate import Encoder, retrieval, score
+    from openwit.trainer.zeroshot import zeroshot_folder, zeroshot_shards
     from openwit.trainer.interop import load_model
     from openwit.trainer.templates import load_templates
     from openwit.trainer.train import resolve_precision

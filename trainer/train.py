@@ -23,7 +23,8 @@ from openwit.loader import make_loader
 from openwit.loader.tokenizer import CaptionTokenizer, load_tokenizer
 from openwit.trainer import checkpoint, distributed, logs
 from openwit.trainer.config import ModelConfig, model_config
-from openwit.trainer.evaluate import Encoder, retrieval, zeroshot_folder
+from openwit.trainer.evaluate import Encoder, retrieval
+from openwit.trainer.zeroshot import zeroshot_folder
 from openwit.trainer.interop import _tokenizer_from_json
 from openwit.trainer.loss import LOSSES
 from openwit.trainer.model import CLIP, count_parameters
