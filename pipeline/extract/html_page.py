@@ -87,14 +87,19 @@ def page_base(page_url: str | None, base_href: str | None) -> str | None:
     return page_url
 
 
+def _value(attrs: dict, name: str) -> str | None:
+    """An attribute's value as HTML defines it: "" when written without one, None when absent."""
+    return (attrs[name] or "") if name in attrs else None
+
+
 def images_from_html(html: str, page_url: str | None) -> Iterator[RawImage]:
     """Every `<img>` of a decoded page, in document order."""
     tree = LexborHTMLParser(html)
     base_node = tree.css_first("base[href]")
     base = page_base(page_url, base_node.attributes.get("href") if base_node else None)
     for img in tree.css("img"):
-        attrs = img.attributes
-        text = attrs.get("alt")
+        attrs = img.attributes  # an attribute written without a value (`<img alt>`) is "" in HTML, None here
+        text = _value(attrs, "alt")
         if not (text and text.strip()):
             text = attrs.get("title") or text
         url, reason = resolve_url(attrs.get("src"), base)

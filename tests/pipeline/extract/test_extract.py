@@ -54,6 +54,9 @@ def test_html_base_title_and_charset():
     assert images[0] == RawImage("http://example.ru/static/a.jpg", "Кошка на крыше", "http://example.ru/dir/page.html", None)
     assert images[1].text == "only title" and images[2].text == "empty alt, title used"
     assert images[3].text is None and images[4].reason == "data_uri"
+    # an attribute written without a value is empty, as HTML says (real pages: WordPress's `<img ... alt />`)
+    bare = list(images_from_html('<img src="e.jpg" alt><img src="f.jpg" alt title="bare alt, title used">', None))
+    assert [i.text for i in bare] == ["", "bare alt, title used"]
     # the HTTP header's charset wins over a wrong guess; undecodable bytes never raise
     assert decode_html("é".encode("latin-1"), "ISO-8859-1") == "é"
     assert isinstance(decode_html(b"\xff\xfe\xfa broken", None), str)
