@@ -29,8 +29,8 @@ def summarize(out: str) -> dict:
 
 
 def finish_run(out: str, options, report: bool = True, tokenizer_vocab_size: int = 0) -> dict:
-    """Log the shards' totals, write OUT/report/ (`report`) and train OUT/tokenizer.json on the
-    captions (`tokenizer_vocab_size` tokens, 0 = none); returns the totals ({} on remote runners)."""
+    """Log the shards' totals, train OUT/tokenizer.json on the captions (`tokenizer_vocab_size`
+    tokens, 0 = none), then write OUT/report/ (`report`); returns the totals ({} on remote runners)."""
     if not is_local(options):
         return {}
     totals = summarize(out)
@@ -38,12 +38,12 @@ def finish_run(out: str, options, report: bool = True, tokenizer_vocab_size: int
         log.warning("shards: no candidates, no shards written to %s", out)
     else:
         log.info("shards: %s", ", ".join(f"{k}={v}" for k, v in totals.items()))
-        if report:
-            from openwit.pipeline.stats import write_report
-
-            log.info("report: %s", write_report(out))
-    if tokenizer_vocab_size:
+    if tokenizer_vocab_size:  # before the report: it measures caption lengths in these tokens
         from openwit.loader.dataset_tokenizer import train_dataset_tokenizer
 
         train_dataset_tokenizer(out, tokenizer_vocab_size)
+    if report and totals["shards"]:
+        from openwit.pipeline.stats import write_report
+
+        log.info("report: %s", write_report(out))
     return totals
