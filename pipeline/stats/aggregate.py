@@ -1,8 +1,11 @@
 """Streaming aggregation of shard Parquet rows: a few numbers per record batch, nothing per row kept.
 
-`ShardRows.add(batch)` folds one Arrow record batch (statuses, reasons, sizes, caption lengths,
-query ids) into counters and fixed-edge histograms, so memory stays flat however many shards there
-are. Fixed edges (not data-driven ones) make the result independent of batch boundaries.
+`ShardRows.add(batch)` folds one Arrow record batch (statuses, reasons, sizes, captions, URLs,
+image hashes, query ids) into counters, fine fixed-bin distributions (stats.dist), per-domain
+tables (stats.domains) and duplicate counters (stats.distinct), so memory follows distinct
+domains and hashes, not rows. Fixed bins and exact counters make the result independent of batch
+and shard boundaries; the only rows kept are a deterministic 1-in-k sample of captions for the
+token-length estimate (at most `TOKEN_SAMPLE`).
 """
 from __future__ import annotations
 
@@ -12,50 +15,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# Quarter-octave pixel bins from 8 to 16384 (plus [1, 8)); larger values land in the last bin.
-SIZE_EDGES = [1] + sorted({int(round(2 ** (k / 4))) for k in range(12, 57)})
-# Aspect ratio w/h in quarter octaves from 1/16 to 16.
-ASPECT_EDGES = [round(2 ** (k / 4), 4) for k in range(-16, 17)]
-CHAR_EDGES = list(range(0, 305, 5))
-WORD_EDGES = list(range(0, 66, 2))
-COLUMNS = ("status", "error_message", "width", "height", "original_width", "original_height",
-           "caption", "query_ids")
+from openwit.pipeline.stats.dist import Dist, num
+from openwit.pipeline.stats.distinct import Distinct, hash_strings
+from openwit.pipeline.stats.domains import DomainTally
 
-
-class Histogram:
-    """Counts over fixed [lo, hi) bins; values outside go to the first or last bin. Exact ints."""
-
-    def __init__(self, edges):
-        self.edges = list(edges)
-        self._edges = np.asarray(edges, dtype=np.float64)
-        self.counts = np.zeros(len(edges) - 1, dtype=np.int64)
-        self.n, self.total = 0, 0.0
-        self.lo, self.hi = None, None
-
-    def add(self, values: np.ndarray) -> None:
-        values = np.asarray(values, dtype=np.float64)
-        if values.size == 0:
-            return
-        idx = np.clip(np.searchsorted(self._edges, values, side="right") - 1, 0, len(self.counts) - 1)
-        self.counts += np.bincount(idx, minlength=len(self.counts))
-        self.n += int(values.size)
-        self.total += float(values.sum())
-        lo, hi = float(values.min()), float(values.max())
-        self.lo = lo if self.lo is None else min(self.lo, lo)
-        self.hi = hi if self.hi is None else max(self.hi, hi)
-
-    def to_dict(self) -> dict:
-        return {
-            "edges": self.edges, "counts": [int(c) for c in self.counts], "count": self.n,
-            "mean": round(self.total / self.n, 4) if self.n else None,
-            "min": _num(self.lo), "max": _num(self.hi),
-        }
-
-
-def _num(v):
-    if v is None:
-        return None
-    return int(v) if float(v).is_integer() else round(v, 4)
+COLUMNS = ("url", "status", "error_message", "width", "height", "original_width", "original_height",
+           "caption", "query_ids", "sha256")
+TOKEN_SAMPLE = 10_000  # captions tokenized for the token-length estimate (±0.2% on a 2% share)
+SIZES = (("original_width", "int"), ("original_height", "int"), ("width", "int"), ("height", "int"),
+         ("original_aspect", "ratio"), ("aspect", "ratio"), ("original_min_side_all", "int"))
 
 
 def _column(batch: pa.RecordBatch, name: str, kind: pa.DataType) -> pa.Array:
@@ -71,32 +39,57 @@ def _sizes(w: pa.Array, h: pa.Array) -> tuple[np.ndarray, np.ndarray]:
             pc.filter(h, ok).to_numpy(zero_copy_only=False).astype(np.float64))
 
 
-class ShardRows:
-    """Totals over every attempted sample of every shard."""
+def reasons_of(status: pa.Array, error: pa.Array) -> pa.Array:
+    """Each row's failure reason (`error_message` up to the first ':'), null for successes and
+    "unknown" for a failure without one."""
+    first = pc.list_element(pc.split_pattern(pc.fill_null(error, ""), ":", max_splits=1), 0)
+    reason = pc.utf8_trim_whitespace(first)
+    reason = pc.if_else(pc.equal(reason, ""), "unknown", reason)
+    return pc.if_else(pc.equal(status, "success"), pa.scalar(None, pa.string()), reason)
 
-    def __init__(self):
+
+class ShardRows:
+    """Totals over every attempted sample of every shard.
+
+    `source_of[i]`: the source code (index into the report's source names) of query id i, for
+    counting successes per query source; `caption_stride`: every k-th success's caption is kept
+    for the token-length estimate."""
+
+    def __init__(self, source_of: np.ndarray | None = None, caption_stride: int = 1):
         self.status = Counter()
         self.reasons = Counter()  # (status, reason) → n
-        self.hist = {
-            "original_width": Histogram(SIZE_EDGES), "original_height": Histogram(SIZE_EDGES),
-            "width": Histogram(SIZE_EDGES), "height": Histogram(SIZE_EDGES),
-            "original_aspect": Histogram(ASPECT_EDGES), "aspect": Histogram(ASPECT_EDGES),
-            "original_min_side_all": Histogram(SIZE_EDGES),
-        }
-        self.chars, self.words = Histogram(CHAR_EDGES), Histogram(WORD_EDGES)
+        self.hist = {name: Dist(kind, "log") for name, kind in SIZES}
+        self.chars, self.words = Dist("int"), Dist("int")
+        self.entries = Dist("int")  # metadata entries matched per success
         self.empty_captions = 0
         self.query_hits = np.zeros(0, dtype=np.int64)  # successes per query id
         self.with_query, self.query_links, self.bad_query_ids = 0, 0, 0
+        self.source_of = source_of
+        n_sources = int(source_of.max()) + 1 if source_of is not None and source_of.size else 0
+        self.source_samples = np.zeros(n_sources, dtype=np.int64)  # successes with ≥1 entry of the source
+        self.urls, self.images, self.captions = Distinct(), Distinct(), Distinct()
+        self.domains = DomainTally()
+        self.caption_stride, self.successes_seen = max(1, int(caption_stride)), 0
+        self.token_captions: list[str] = []
 
     def add(self, batch: pa.RecordBatch) -> None:
         status = pc.fill_null(_column(batch, "status", pa.string()), "unknown")
         for item in pc.value_counts(status).to_pylist():
             self.status[item["values"]] += item["counts"]
-        self._add_reasons(status, _column(batch, "error_message", pa.string()))
+        ok = pc.equal(status, "success")
+        reason = reasons_of(status, _column(batch, "error_message", pa.string()))
+        self._add_reasons(status, reason)
+        url = _column(batch, "url", pa.string())
+        if url.null_count < len(url):
+            self.domains.add(url, ok, reason)
+            self.urls.add(hash_strings(url), url)
+        sha = _column(batch, "sha256", pa.string())
+        has_sha = pc.fill_null(pc.not_equal(sha, ""), False)
+        if pc.any(has_sha).as_py():
+            self.images.add(hash_strings(pc.filter(sha, has_sha)), pc.filter(url, has_sha))
         ow, oh = (_column(batch, n, pa.int32()) for n in ("original_width", "original_height"))
         w_all, h_all = _sizes(ow, oh)
         self.hist["original_min_side_all"].add(np.minimum(w_all, h_all))
-        ok = pc.equal(status, "success")
         if not pc.any(ok).as_py():
             return
         good = batch.filter(ok)
@@ -108,14 +101,11 @@ class ShardRows:
         self._add_captions(_column(good, "caption", pa.string()))
         self._add_queries(_column(good, "query_ids", pa.list_(pa.int32())))
 
-    def _add_reasons(self, status: pa.Array, error: pa.Array) -> None:
-        bad = pc.not_equal(status, "success")
+    def _add_reasons(self, status: pa.Array, reason: pa.Array) -> None:
+        bad = pc.is_valid(reason)
         if not pc.any(bad).as_py():
             return
-        first = pc.list_element(pc.split_pattern(pc.filter(error, bad), ":", max_splits=1), 0)
-        reason = pc.fill_null(pc.utf8_trim_whitespace(first), "")
-        reason = pc.if_else(pc.equal(reason, ""), "unknown", reason)
-        table = pa.table({"status": pc.filter(status, bad), "reason": reason})
+        table = pa.table({"status": pc.filter(status, bad), "reason": pc.filter(reason, bad)})
         for row in table.group_by(["status", "reason"]).aggregate([("reason", "count")]).to_pylist():
             self.reasons[(row["status"], row["reason"])] += row["reason_count"]
 
@@ -125,19 +115,36 @@ class ShardRows:
         self.chars.add(chars)
         self.words.add(pc.count_substring_regex(caption, r"\S+").to_numpy(zero_copy_only=False))
         self.empty_captions += int((chars == 0).sum())
+        self.captions.add(hash_strings(caption), caption)
+        n, k = len(caption), self.caption_stride
+        first = (-self.successes_seen) % k  # global success index ≡ 0 (mod k)
+        picked = np.arange(first, n, k)
+        room = TOKEN_SAMPLE - len(self.token_captions)
+        if picked.size and room > 0:
+            self.token_captions += caption.take(pa.array(picked[:room])).to_pylist()
+        self.successes_seen += n
 
     def _add_queries(self, qids: pa.Array) -> None:
         lengths = pc.fill_null(pc.list_value_length(qids), 0).to_numpy(zero_copy_only=False)
         self.with_query += int((lengths > 0).sum())
-        ids = pc.list_flatten(qids).drop_null().to_numpy(zero_copy_only=False).astype(np.int64)
-        self.bad_query_ids += int((ids < 0).sum())
-        ids = ids[ids >= 0]
+        self.entries.add(lengths)
+        flat = pc.list_flatten(qids)
+        ids = pc.fill_null(flat, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        rows = np.repeat(np.arange(lengths.size), lengths)
+        self.bad_query_ids += int((ids < 0).sum()) - flat.null_count
+        rows, ids = rows[ids >= 0], ids[ids >= 0]
         self.query_links += int(ids.size)
         if ids.size:
             counts = np.bincount(ids)
             if counts.size > self.query_hits.size:
                 self.query_hits = np.pad(self.query_hits, (0, counts.size - self.query_hits.size))
             self.query_hits[: counts.size] += counts
+        if self.source_samples.size and ids.size:
+            n_src = self.source_samples.size
+            inside = ids < self.source_of.size
+            row, code = rows[inside], self.source_of[ids[inside]].astype(np.int64)
+            pairs = np.unique(row[code >= 0] * n_src + code[code >= 0])  # (success, source) once each
+            self.source_samples += np.bincount(pairs % n_src, minlength=n_src)
 
 
 def throughput(shards: list[dict]) -> dict:
@@ -164,10 +171,12 @@ def throughput(shards: list[dict]) -> dict:
     successes = sum(s[2] for s in spans)
     return {
         "shards_timed": len(spans), "shards_untimed": len(shards) - len(spans),
-        "start_time": _num(t0), "end_time": _num(t1), "wall_seconds": round(t1 - t0, 3),
+        "start_time": num(t0), "end_time": num(t1), "wall_seconds": round(t1 - t0, 3),
         "successes": int(successes),
         "successes_per_minute": round(successes / (t1 - t0) * 60.0, 3),
         "peak_successes_per_minute": round(float(rates.max()), 3),
+        "successes_per_second": round(successes / (t1 - t0), 3),
+        "peak_successes_per_second": round(float(rates.max()) / 60.0, 3),
         "step_minutes": [round(float(t - t0) / 60.0, 4) for t in times],
         "step_rates": [round(float(r), 3) for r in rates],
     }

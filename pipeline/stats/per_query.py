@@ -1,7 +1,7 @@
 """Per-query balance numbers: MetaCLIP Table 2 style head/tail summary, balance curves, coverage.
 
-Inputs are `OUT/query_counts.parquet` (query_id, query, matched, kept: one row per metadata entry,
-written by the balancing stage) and the successes per query id counted from the shards. Curves are
+Inputs are `OUT/query_counts.parquet` (query_id, query, matched, kept, source: one row per metadata
+entry, written by the balancing stage) and the successes per query id counted from the shards. Curves are
 stored at ~400 ranks (log- and linearly spaced) so stats.json stays small and the plots are drawn
 from exactly the numbers it holds.
 """
@@ -32,7 +32,7 @@ def read_query_counts(out_dir: str):
     try:
         with layout.open_read(path) as f:
             pf = pq.ParquetFile(f)
-            cols = [c for c in ("query_id", "query", "matched", "kept") if c in pf.schema_arrow.names]
+            cols = [c for c in ("query_id", "query", "matched", "kept", "source") if c in pf.schema_arrow.names]
             return pf.read(columns=cols)
     except (OSError, pa.ArrowException) as e:
         raise UserError(f"{path}: cannot read it ({str(e)[:200]}) — rerun openwit-build to rewrite it, or "
@@ -69,10 +69,69 @@ def _table(matched: np.ndarray, kept: np.ndarray, t: int) -> dict:
     }
 
 
-def query_stats(out_dir: str, hits: np.ndarray, successes: int, with_query: int, links: int) -> dict:
-    """Everything about queries; `hits[i]` = successful samples that matched query id i."""
+SOURCE_ORDER = ("numeral", "wordnet", "unigram", "bigram", "title")  # MetaCLIP Table 1's order
+
+
+def query_sources(out_dir: str, table) -> tuple[list[str], np.ndarray]:
+    """(source names, source code per query id; -1 = unknown) from query_counts' `source` column,
+    else from the `source` column of the query list named in queries_meta.json (older builds)."""
+    if table is None:
+        return [], np.zeros(0, dtype=np.int64)
+    n = table.num_rows
+    ids = _col(table, "query_id", np.arange(n))
+    sources = table.column("source").to_pylist() if "source" in table.column_names else None
+    if sources is None:
+        sources = _list_sources(out_dir, n)
+    names = sorted({s for s in sources if s}, key=lambda s: (SOURCE_ORDER.index(s) if s in SOURCE_ORDER
+                                                              else len(SOURCE_ORDER), s))
+    code_of = {name: i for i, name in enumerate(names)}
+    codes = np.array([code_of.get(s, -1) for s in sources], dtype=np.int64)
+    by_id = np.full(int(ids.max()) + 1 if n else 0, -1, dtype=np.int64)
+    by_id[ids[ids >= 0]] = codes[ids >= 0]
+    return names, by_id
+
+
+def _list_sources(out_dir: str, n: int) -> list:
+    meta = layout.read_json(layout.join(out_dir, layout.QUERIES_META)) or {}
+    path = meta.get("queries")
+    if isinstance(path, str):
+        try:
+            with layout.open_read(layout.queries_file(path)) as f:
+                pf = pq.ParquetFile(f)
+                if "source" in pf.schema_arrow.names and pf.metadata.num_rows == n:
+                    return pf.read(columns=["source"]).column("source").to_pylist()
+        except (OSError, pa.ArrowException):
+            pass
+    return [None] * n
+
+
+def _by_source(names, codes, matched, kept, success, samples, t) -> list[dict]:
+    rows = []
+    for i, name in enumerate(names):
+        m, k, s = matched[codes == i], kept[codes == i], success[codes == i]
+        head = m > t
+        rows.append({
+            "source": name, "entries": int(m.size),
+            "entries_zero_match": int((m == 0).sum()), "entries_tail": int(((m > 0) & ~head).sum()),
+            "entries_head": int(head.sum()),
+            "matches": int(m.sum()), "matches_in_head": int(m[head].sum()),
+            "head_match_share": round(float(m[head].sum()) / float(m.sum()), 6) if m.sum() else 0.0,
+            "kept": int(k.sum()), "successes": int(s.sum()),
+            "entries_matched": int((m > 0).sum()), "entries_kept": int((k > 0).sum()),
+            "entries_with_success": int((s > 0).sum()),
+            "coverage": round(float((s > 0).sum()) / m.size, 6) if m.size else 0.0,
+            "samples": int(samples[i]) if i < len(samples) else 0,
+        })
+    return rows
+
+
+def query_stats(out_dir: str, table, hits: np.ndarray, successes: int, with_query: int, links: int,
+                sources: tuple[list[str], np.ndarray] = ([], np.zeros(0, np.int64)),
+                source_samples: np.ndarray = np.zeros(0, np.int64)) -> dict:
+    """Everything about queries; `table`: query_counts (or None), `hits[i]` = successful samples
+    that matched query id i, `sources`: query_sources(), `source_samples[c]` = successes with at
+    least one entry of source c."""
     t = max_per_query(out_dir)
-    table = read_query_counts(out_dir)
     coverage = {
         "successes": successes,
         "successes_with_query": with_query,
@@ -93,19 +152,27 @@ def query_stats(out_dir: str, hits: np.ndarray, successes: int, with_query: int,
     success[inside] = hits[ids[inside]]
     out["balance"] = _table(matched, kept, t)
     coverage["entries"] = n
+    coverage["entries_with_success"] = int((success > 0).sum())
     coverage["entries_with_success_share"] = round(float((success > 0).sum()) / n, 6) if n else 0.0
     coverage["kept_entries_with_success_share"] = (
         round(float(((success > 0) & (kept > 0)).sum()) / float((kept > 0).sum()), 6) if (kept > 0).any() else 0.0
     )
+    names, by_id = sources
+    codes = np.full(n, -1, dtype=np.int64)
+    known = (ids >= 0) & (ids < by_id.size)
+    codes[known] = by_id[ids[known]]
+    out["by_source"] = _by_source(names, codes, matched, kept, success, source_samples, t)
     ranks = _ranks(int(max((matched > 0).sum(), (kept > 0).sum(), 1)))
     out["curves"] = {"rank": ranks.tolist(), "matched": _curve(matched, ranks),
                      "kept": _curve(kept, ranks), "successes": _curve(success, ranks)}
     order = np.lexsort((ids, -kept, -matched))[:TOP_N]
-    queries = table.column("query").to_pylist() if "query" in table.column_names else [None] * n
+    top = table.take(pa.array(order)) if n else table
+    queries = top.column("query").to_pylist() if "query" in table.column_names else [None] * len(order)
     out["top"] = [
-        {"query_id": int(ids[i]), "query": queries[i], "matched": int(matched[i]),
-         "kept": int(kept[i]), "successes": int(success[i])}
-        for i in order
+        {"query_id": int(ids[i]), "query": queries[j], "source": names[codes[i]] if codes[i] >= 0 else None,
+         "matched": int(matched[i]), "kept": int(kept[i]), "successes": int(success[i]),
+         "kept_over_t": bool(kept[i] > t)}
+        for j, i in enumerate(order)
     ]
     return out
 

@@ -1,15 +1,21 @@
 """Dataset statistics for a built shard folder: `compute_stats` (numbers) and `write_report` (files).
 
 `write_report(OUT)` writes `OUT/report/stats.json` (every number the report shows), `report.html`
-(one self-contained page, no JavaScript) and the PNG plots beside it. Shards are read one at a time
-and only the columns needed, in record batches, so a report over millions of rows stays small in
-memory. The same inputs give byte-identical stats.json and PNGs (sorted keys, fixed histogram
-edges, no timestamps but those read from the shards, PNGs without a Software/date tag).
+(one page, no JavaScript: tables, the PNG plots beside it, the gallery's thumbnails embedded) and
+the PNG plots. Shards are read one at a time and only the columns needed, in record batches, so a
+report over millions of rows stays small in memory.
+
+Determinism: stats.json depends only on OUT's files (shards, timing/, candidate_counts.json,
+query_counts.parquet, queries_meta.json, tokenizer.json), the folder's path and the openwit
+version — the same folder gives byte-identical stats.json and PNGs (sorted keys, fixed bins, PNGs
+without a Software/date tag). report.html adds one thing that does not come from the data: the
+time it was generated (UTC; `SOURCE_DATE_EPOCH` fixes it, as for reproducible builds).
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,8 +23,11 @@ import pyarrow.parquet as pq
 from openwit.common import layout
 from openwit.common.atomic import atomic_write_bytes, atomic_write_text
 from openwit.common.errors import UserError
-from openwit.pipeline.stats.aggregate import COLUMNS, ShardRows, throughput
-from openwit.pipeline.stats.per_query import query_stats
+from openwit.pipeline.stats import funnel as funnel_mod
+from openwit.pipeline.stats import gallery, header
+from openwit.pipeline.stats.aggregate import COLUMNS, TOKEN_SAMPLE, ShardRows, throughput
+from openwit.pipeline.stats.per_query import query_sources, query_stats, read_query_counts
+from openwit.pipeline.stats.tokens import token_stats
 
 BATCH_ROWS = 65_536
 log = logging.getLogger(__name__)
@@ -60,15 +69,82 @@ def _read_shard(shard: layout.Shard) -> tuple[dict, pa.Table]:
     return marker, table
 
 
-def compute_stats(out_dir: str, skip_bad_shards: bool = False) -> dict:
-    """All report numbers for the committed shards in out_dir (JSON-ready, deterministic).
+def _file_sizes(out_dir: str) -> dict[str, int]:
+    """{file name: bytes} of OUT's top-level files and candidates/ (one listing each)."""
+    from apache_beam.io.filesystems import FileSystems
 
-    A committed shard whose marker or Parquet cannot be read stops it with one line naming the
-    file; with `skip_bad_shards` it is left out, logged and listed under `shards.skipped`."""
+    sizes = {}
+    for pattern in (layout.join(out_dir, "*"), layout.join(layout.candidates_dir(out_dir), "*")):
+        try:
+            found = FileSystems.match([pattern])[0].metadata_list
+        except Exception:  # noqa: BLE001 - nothing there (Beam raises its own error types)
+            continue
+        for m in found:
+            rel = m.path[len(out_dir.rstrip("/")) + 1:] if m.path.startswith(out_dir.rstrip("/")) else m.path
+            rel = rel.replace(os.sep, "/")
+            if not rel.rsplit("/", 1)[-1].startswith("."):  # the run's lock, temporary files
+                sizes[rel] = int(m.size_in_bytes)
+    return sizes
+
+
+def _disk(sizes: dict[str, int], shard_ids: list[int], successes: int) -> dict:
+    ids = set(shard_ids)
+    kinds = {"tar": 0, "parquet": 0, "markers": 0, "candidates": 0, "query_counts": 0, "tokenizer": 0, "other": 0}
+    for name, n in sizes.items():
+        shard = layout.shard_number(name)
+        if shard is not None and shard in ids:
+            kind = {layout.TAR: "tar", layout.PARQUET: "parquet", layout.MARKER: "markers"}[
+                next(sfx for sfx in layout.SHARD_SUFFIXES if name.endswith(sfx))]
+        elif name.startswith(layout.CANDIDATES_DIR + "/"):
+            kind = "candidates"
+        elif name == layout.QUERY_COUNTS:
+            kind = "query_counts"
+        elif name == layout.TOKENIZER:
+            kind = "tokenizer"
+        else:
+            kind = "other"
+        kinds[kind] += n
+    kinds["shards"] = kinds["tar"] + kinds["parquet"] + kinds["markers"]
+    kinds["total"] = sum(v for k, v in kinds.items() if k != "shards")
+    kinds["tar_bytes_per_success"] = round(kinds["tar"] / successes, 1) if successes else None
+    return kinds
+
+
+def _per_shard(markers: list[dict], sizes: dict[str, int]) -> list[dict]:
+    rows = []
+    for m in markers:
+        n, count, ok = m["_shard"], int(m.get("count", 0) or 0), int(m.get("successes", 0) or 0)
+        start, end = m.get("start_time"), m.get("end_time")
+        timed = isinstance(start, (int, float)) and isinstance(end, (int, float)) and end >= start
+        rows.append({"shard": n, "attempted": count, "successes": ok,
+                     "success_rate": round(ok / count, 6) if count else 0.0,
+                     "tar_bytes": sizes.get(layout.shard_name(n, layout.TAR)),
+                     "parquet_bytes": sizes.get(layout.shard_name(n, layout.PARQUET)),
+                     "seconds": round(end - start, 3) if timed else None, "action": m.get("action")})
+    return rows
+
+
+def _duplicates(rows: ShardRows, reasons: dict) -> dict:
+    removed = sum(n for by in reasons.values() for r, n in by.items() if r == "duplicate_sha256")
+    return {"url": rows.urls.to_dict(), "sha256": rows.images.to_dict(), "caption": rows.captions.to_dict(),
+            "removed_by_dedup_sha256": removed}
+
+
+def _compute(out_dir: str, skip_bad_shards: bool, with_gallery: bool) -> tuple[dict, list[dict]]:
     shards, uncommitted = layout.list_shards(out_dir)
     if not shards:
         raise UserError(f"no shard files (*.parquet with _stats.json) in {out_dir} — run openwit-build first")
-    rows, markers, skipped = ShardRows(), [], []
+    query_table = read_query_counts(out_dir)
+    sources = query_sources(out_dir, query_table)
+    markers_first = []  # markers are tiny: read them first for the caption sample's stride
+    for shard in shards:
+        try:
+            markers_first.append(layout.read_marker(shard.stats))
+        except layout.BadShardFile:
+            markers_first.append({})
+    expected = sum(int(m.get("successes", 0) or 0) for m in markers_first)
+    rows = ShardRows(source_of=sources[1], caption_stride=-(-expected // TOKEN_SAMPLE) if expected else 1)
+    markers, skipped = [], []
     for shard in shards:
         try:
             marker, table = _read_shard(shard)
@@ -90,23 +166,59 @@ def compute_stats(out_dir: str, skip_bad_shards: bool = False) -> dict:
     reasons: dict[str, dict[str, int]] = {}
     for (status, reason), n in sorted(rows.reasons.items()):
         reasons.setdefault(status, {})[reason] = n
-    return {
+    candidates = funnel_mod.read_candidate_counts(out_dir)
+    balance = layout.read_json(layout.join(out_dir, layout.QUERIES_META))
+    timing = throughput(markers)
+    sizes = _file_sizes(out_dir)
+    shard_ids = [m["_shard"] for m in markers]
+    out_name = out_dir.rstrip("/") if "://" in out_dir else os.path.abspath(out_dir)
+    picked = gallery.pick(out_dir, shard_ids) if with_gallery else []
+    qstats = {**query_stats(out_dir, query_table, rows.query_hits, successes, rows.with_query, rows.query_links,
+                            sources, rows.source_samples),
+              "negative_query_ids": rows.bad_query_ids,
+              "entries_per_success": rows.entries.to_dict()}
+    queries_by_id = _query_names(query_table, {q for p in picked for q in p["query_ids"]})
+    stats = {
+        "build": header.build_info(out_name, markers, balance, candidates, timing),
         "shards": {**_shard_summary(markers, uncommitted), "skipped": skipped},
         "samples": {
             "attempted": attempted, "successes": successes,
             "success_rate": round(successes / attempted, 6) if attempted else 0.0,
         },
+        "funnel": funnel_mod.funnel(candidates, attempted, successes, reasons),
         "status_counts": dict(sorted(rows.status.items())),
         "reason_counts": reasons,
-        "throughput": throughput(markers),
+        "throughput": timing,
         "image_sizes": {name: h.to_dict() for name, h in rows.hist.items()},
-        "captions": {"chars": rows.chars.to_dict(), "words": rows.words.to_dict(),
-                     "empty": rows.empty_captions},
-        "queries": {
-            **query_stats(out_dir, rows.query_hits, successes, rows.with_query, rows.query_links),
-            "negative_query_ids": rows.bad_query_ids,
-        },
+        "captions": {"chars": rows.chars.to_dict(), "words": rows.words.to_dict(), "empty": rows.empty_captions,
+                     "tokens": token_stats(rows.token_captions, out_dir, successes)},
+        "queries": qstats,
+        "domains": rows.domains.to_dict(),
+        "duplicates": _duplicates(rows, reasons),
+        "disk": _disk(sizes, shard_ids, successes),
+        "per_shard": _per_shard(markers, sizes),
+        "gallery": [{k: (v if k != "query_ids" else [queries_by_id.get(q, str(q)) for q in v])
+                     for k, v in p.items() if k != "image"} for p in picked],
     }
+    return stats, picked
+
+
+def _query_names(table, ids: set[int]) -> dict[int, str]:
+    if table is None or not ids or "query" not in table.column_names:
+        return {}
+    import pyarrow.compute as pc
+
+    qid = table.column("query_id") if "query_id" in table.column_names else pa.array(range(table.num_rows))
+    hit = table.filter(pc.is_in(qid, pa.array(sorted(ids), qid.type)))
+    return dict(zip(hit.column("query_id").to_pylist(), hit.column("query").to_pylist()))
+
+
+def compute_stats(out_dir: str, skip_bad_shards: bool = False) -> dict:
+    """All report numbers for the committed shards in out_dir (JSON-ready, deterministic).
+
+    A committed shard whose marker or Parquet cannot be read stops it with one line naming the
+    file; with `skip_bad_shards` it is left out, logged and listed under `shards.skipped`."""
+    return _compute(out_dir, skip_bad_shards, with_gallery=True)[0]
 
 
 def write_report(out_dir: str, skip_bad_shards: bool = False) -> str:
@@ -114,12 +226,16 @@ def write_report(out_dir: str, skip_bad_shards: bool = False) -> str:
     from openwit.pipeline.stats.page import render_html  # matplotlib only when a report is made
     from openwit.pipeline.stats.plots import render_plots
 
-    stats = compute_stats(out_dir, skip_bad_shards)
+    stats, picked = _compute(out_dir, skip_bad_shards, with_gallery=True)
     report = layout.report_dir(out_dir)
     plots = render_plots(stats)
     for name, png in plots.items():
         atomic_write_bytes(layout.join(report, name), png)
-    atomic_write_text(layout.join(report, "stats.json"),
-                      json.dumps(stats, sort_keys=True, indent=1, allow_nan=False, ensure_ascii=False) + "\n")
-    atomic_write_text(layout.join(report, "report.html"), render_html(stats, sorted(plots)))
+    atomic_write_text(layout.join(report, "stats.json"), stats_json(stats))
+    thumbs = [gallery.thumbnail(p["image"]) for p in picked]
+    atomic_write_text(layout.join(report, "report.html"), render_html(stats, sorted(plots), thumbs))
     return report
+
+
+def stats_json(stats: dict) -> str:
+    return json.dumps(stats, sort_keys=True, indent=1, allow_nan=False, ensure_ascii=False) + "\n"

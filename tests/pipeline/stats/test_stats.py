@@ -135,25 +135,31 @@ def test_numbers_match_independent_computation(built):
     assert (top["matched"], top["successes"]) == (max(matched), hits[top["query_id"]])
 
 
-def test_report_files_deterministic_and_linked(built):
+def test_report_files_deterministic_and_linked(built, monkeypatch):
     out = built[0]
     report = write_report(str(out))
     first = {p.name: p.read_bytes() for p in sorted((out / "report").iterdir())}
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # the page's one non-data line: when it was made
     write_report(str(out))
     second = {p.name: p.read_bytes() for p in sorted((out / "report").iterdir())}
-    assert first == second  # byte-identical stats.json, html and PNGs
+    write_report(str(out))
+    third = {p.name: p.read_bytes() for p in sorted((out / "report").iterdir())}
+    assert second == third  # byte-identical stats.json, html and PNGs
+    assert {k: v for k, v in first.items() if k != "report.html"} == {k: v for k, v in second.items() if k != "report.html"}
+    assert b"2023-11-14 22:13:20 UTC" in second["report.html"]
     assert report.endswith("report")
     pngs = sorted(n for n in first if n.endswith(".png"))
-    assert pngs == ["aspect.png", "balance.png", "captions.png", "sizes.png", "status.png", "throughput.png"]
+    assert pngs == ["aspect.png", "balance.png", "captions.png", "domains.png", "funnel.png", "sizes.png",
+                    "status.png", "throughput.png"]
     for name in pngs:
         with Image.open(out / "report" / name) as im:
             im.verify()
             assert im.format == "PNG" and im.size[0] >= 500
     html = first["report.html"].decode()
     for name in pngs:
-        assert f'<img src="{name}"' in html
-    assert "<script" not in html and "entries with 0 matches" in html
-    assert "2 different settings" in html and "<td>resize_mode</td><td>border</td>" in html
+        assert f'<img class="plot" src="{name}"' in html
+    assert "<script" not in html and ">0 matches</th>" in html
+    assert "2 different settings" in html and "<td>--resize-mode</td><td>border</td>" in html
     stats = json.loads(first["stats.json"])
     assert f">{stats['queries']['balance']['entries_head']:,}<" in html
     assert json.dumps(stats, sort_keys=True, indent=1, ensure_ascii=False) + "\n" == first["stats.json"].decode()

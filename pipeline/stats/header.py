@@ -1,0 +1,81 @@
+"""The report's header: which openwit, which build (settings, inputs, output) and an equivalent command.
+
+The command is rebuilt from what the build recorded — the shards' settings (the fingerprinted
+subset in each `_stats.json`), queries_meta.json (query list, t, balancing mode, oversample, seed)
+and candidate_counts.json (input files) — so it is an `openwit-build` line that gives the same
+shards, not necessarily the one typed: Beam options and flags outside the fingerprint (timeouts,
+concurrency, tokenizer size) are not recorded and are left out.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+
+# a settings key is the flag without its dashes, except these: a False value is this flag
+_NEGATED = {"respect_x_robots_tag": "--ignore-x-robots-tag"}
+
+
+def openwit_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("openwit")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def utc(ts: float | None) -> str | None:
+    """`2026-12-01 14:05:09 UTC` for unix seconds (None stays None)."""
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def command(out_dir: str, settings: dict | None, balance: dict | None, inputs: list[str] | None,
+            all_inputs_listed: bool = True) -> list[str]:
+    """An openwit-build argument list giving the same candidates and shards (see the module doc)."""
+    args = ["openwit-build"]
+    balance = balance or {}
+    if balance.get("queries"):
+        args += ["--queries", str(balance["queries"])]
+    if inputs:
+        args += ["--input", *inputs] + ([] if all_inputs_listed else ["…"])
+    args += ["--out", out_dir]
+    for key, flag in (("max_per_query", "--max-per-query"), ("balance", "--balance"),
+                      ("oversample", "--oversample")):
+        if balance.get(key) is not None:
+            args += [flag, str(balance[key])]
+    seed = (settings or {}).get("seed", balance.get("seed"))
+    if seed is not None:
+        args += ["--seed", str(seed)]
+    for key, value in sorted((settings or {}).items()):
+        if key == "seed" or value is None or value == "inf":
+            continue
+        if key in _NEGATED:
+            if value is False:
+                args.append(_NEGATED[key])
+            continue
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            args.append(flag)
+        elif value is not False:
+            args += [flag, str(value)]
+    return args
+
+
+def build_info(out_dir: str, markers: list[dict], balance: dict | None, candidates: dict | None,
+               throughput: dict) -> dict:
+    settings = next((m["settings"] for m in markers if isinstance(m.get("settings"), dict)), None)
+    inputs = (candidates or {}).get("inputs") or {}
+    listed = list(inputs.get("listed") or [])
+    args = command(out_dir, settings, balance, listed, len(listed) == inputs.get("files", len(listed)))
+    return {
+        "out": out_dir,
+        "openwit_version": openwit_version(),
+        "shard_stage_started": utc(throughput.get("start_time")),
+        "shard_stage_ended": utc(throughput.get("end_time")),
+        "queries": (balance or {}).get("queries"),
+        "balance": {k: v for k, v in (balance or {}).items() if k != "queries"} or None,
+        "inputs": inputs or None,
+        "command": shlex.join(args),
+    }
