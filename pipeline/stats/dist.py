@@ -41,20 +41,24 @@ _NICE_STEPS = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 50
 
 
 def num(v):
-    """A JSON number: an int when whole, else 6 significant digits (None stays None)."""
+    """A JSON number: an int when whole, else 6 significant digits or 3 decimals (None stays None)."""
     if v is None:
         return None
     v = float(v)
-    return int(v) if v.is_integer() else float(f"{v:.6g}")
+    if v.is_integer():
+        return int(v)
+    return float(f"{v:.6g}") if abs(v) < 1e4 else round(v, 3)  # (unix times keep their milliseconds)
 
 
 class Dist:
     """Counts over fine fixed bins (see the module doc) + exact count, sum, min, max."""
 
-    def __init__(self, kind: str = "int", scale: str = "linear"):
+    def __init__(self, kind: str = "int", scale: str = "linear", show_up_to: float | None = None):
+        """`show_up_to`: a linear axis reaches at least this value before folding the tail (the
+        77-token context for token lengths, so the fold holds exactly the truncated captions)."""
         if kind not in ("int", "ratio") or scale not in ("linear", "log"):
             raise ValueError(f"bad Dist kind/scale {kind}/{scale}")
-        self.kind, self.scale = kind, scale
+        self.kind, self.scale, self.show_up_to = kind, scale, show_up_to
         self.edges = INT_EDGES if kind == "int" else RATIO_EDGES
         self.counts = np.zeros(len(self.edges) - 1, dtype=np.int64)
         self.n, self.total = 0, 0.0
@@ -137,7 +141,9 @@ class Dist:
         p99 = self.percentile(99)
         end, overflow = top, None
         if self.hi > 1.5 * p99 + 1:  # a long tail: fit the axis to p99, fold the top 1% into one bin
-            end = self.edges[self._bin(p99) + 1]
+            end = self.edges[self._bin(max(p99, self.show_up_to or 0)) + 1]
+            if end >= top:
+                end = top
         step = next((s for s in _NICE_STEPS if (end - lo) / s <= 50), _NICE_STEPS[-1])
         start = math.floor(lo / step) * step
         targets = np.arange(start, end + step, step, dtype=np.float64)

@@ -33,7 +33,7 @@ pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap;word-break:break-all;fo
 nav{font-size:14px;margin:1em 0}nav a{margin-right:.8em}
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:.8em}
 .gallery figure{margin:0;border:1px solid #e3e3e3;padding:.3em;font-size:12px;background:#fff}
-.gallery img{display:block;margin:0 auto .3em;max-width:160px;max-height:160px}
+.gallery img{display:block;margin:0 auto .3em;width:100%;height:150px;object-fit:contain}
 .gallery .q{color:#666}
 details summary{cursor:pointer;font-weight:600;margin:.5em 0}
 """
@@ -78,6 +78,11 @@ def _table(head: list[str], rows: list[list], row_attrs: list[str] | None = None
 
 def _img(name: str, plots: list[str], alt: str) -> str:
     return f'<img class="plot" src="{escape(name)}" alt="{escape(alt)}">' if name in plots else ""
+
+
+def _n(n: int, word: str, plural: str | None = None) -> str:
+    """"1 domain", "3 domains"."""
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"
 
 
 def _note(text: str) -> str:
@@ -236,7 +241,7 @@ def _domains(d: dict, s: dict, plots: list[str]) -> str:
     if not d["distinct"]:
         return _note("The shards have no url column: no per-domain numbers.")
     html = _img("domains.png", plots, "domains") + _note(
-        f"{d['distinct']:,} domain{'s' if d['distinct'] != 1 else ''} (URL host without <code>www.</code>), {d['with_success']:,} with at least one "
+        f"{_n(d['distinct'], 'domain')} (URL host without <code>www.</code>), {d['with_success']:,} with at least one "
         f"sample in the dataset; the top 10 hold {pct(d['top10_success_share'])} of the samples.")
 
     def rows(items):
@@ -245,13 +250,13 @@ def _domains(d: dict, s: dict, plots: list[str]) -> str:
     head = ["domain", "attempted", "in the dataset", "failure rate", "robots.txt", "X-Robots-Tag"]
     html += "<h3>Top domains by samples</h3>" + _table(head, rows(d["top_by_samples"]))
     if d["top_by_failure_rate"]:
-        html += (f"<h3>Highest failure rates (domains with ≥ {d['min_attempts_for_rate']:,} attempts)</h3>"
+        html += (f"<h3>Highest failure rates (domains with ≥ {_n(d['min_attempts_for_rate'], 'attempt')})</h3>"
                  + _table(head, rows(d["top_by_failure_rate"])))
     o = d["opt_outs"]
     html += "<h3>Opt-outs by domain</h3>"
     if d["top_opt_outs"]:
-        html += _note(f"{o['robots_txt']:,} samples refused by robots.txt and {o['x_robots_tag']:,} by an "
-                      f"X-Robots-Tag (noai, noimageai, noindex, …) header, on {o['domains']:,} domains.") + _table(
+        html += _note(f"{_n(o['robots_txt'], 'sample')} refused by robots.txt and {o['x_robots_tag']:,} by an "
+                      f"X-Robots-Tag (noai, noimageai, noindex, …) header, on {_n(o['domains'], 'domain')}.") + _table(
             head, rows(d["top_opt_outs"]))
     else:
         robots = (s["shards"].get("settings") or {}).get("robots_txt")
@@ -263,6 +268,8 @@ def _domains(d: dict, s: dict, plots: list[str]) -> str:
 def _duplicates(d: dict) -> str:
     names = (("url", "URL", "attempted samples"), ("sha256", "image (sha256)", "downloaded images"),
              ("caption", "caption", "samples in the dataset"))
+    headings = {"url": "Most repeated URLs", "sha256": "Most repeated images (same sha256)",
+                "caption": "Most repeated captions"}
     rows = [[what, d[k]["values"], d[k]["distinct"], d[k]["duplicates"], _num(pct(d[k]["duplicate_share"], 2)),
              d[k]["repeated_values"], over] for k, what, over in names]
     html = _table(["by", "values", "distinct", "repeats", "repeat share", "values repeated", "counted over"], rows)
@@ -277,7 +284,7 @@ def _duplicates(d: dict) -> str:
     for k, what, _ in names:
         top = d[k]["top"]
         if top:
-            html += f"<h3>Most repeated {escape(what)}s</h3>" + _table(
+            html += f"<h3>{headings[k]}</h3>" + _table(
                 ["times", "example" if k != "sha256" else "an URL of the image"],
                 [[r["count"], r["example"] if r["example"] is not None else "—"] for r in top[:10]])
     return html

@@ -29,12 +29,14 @@ def _png(fig: Figure) -> bytes:
 
 
 def _plain(v, _pos=None) -> str:
+    if 0 < v < 1 and float(1 / v).is_integer():
+        return f"1/{1 / v:g}"  # ratios below 1 as fractions: 1/4, not 0.25 (nor 0.00390625)
     return f"{v:g}" if v < 1e4 else short(v)
 
 
 def _log_axis(ax, base: int = 2) -> None:
     ax.set_xscale("log", base=base)
-    ax.xaxis.set_major_locator(LogLocator(base=base))
+    ax.xaxis.set_major_locator(LogLocator(base=base, numticks=8))
     ax.xaxis.set_major_formatter(FuncFormatter(_plain))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
@@ -74,17 +76,20 @@ def _hist(ax, h: dict, title: str, xlabel: str, color: str = _BLUE, marks: dict 
         ax.axvline(x, color=_RED, linestyle=":", linewidth=1.5, label=name)
     if h.get("overflow_from") is not None:
         ax.annotate(f"≥ {number(h['overflow_from'])}", (edges[-2], counts[-1]), textcoords="offset points",
-                    xytext=(2, 3), fontsize=8)
+                    xytext=(0, 3), fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("samples")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_formatter(FuncFormatter(_plain))
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="best")
 
 
 def _centred(h: dict) -> tuple[list, list]:
-    """Edges for drawing: integer data in bins of 1 are drawn centred on the integers."""
+    """Edges for drawing: integer data in bins of 1 are drawn centred on the integers; the "≥ x"
+    overflow bin is drawn as wide as the others (its real width is the whole tail)."""
     edges, counts = list(h["edges"]), list(h["counts"])
+    if h.get("overflow_from") is not None and len(edges) >= 3:
+        edges[-1] = edges[-2] + (edges[-2] - edges[-3])
     widths = {round(b - a, 9) for a, b in zip(edges, edges[1:])}
     if h["scale"] == "linear" and widths == {1}:
         edges = [e - 0.5 for e in edges]
@@ -146,8 +151,8 @@ def _statuses(stats: dict) -> bytes:
             right.text(n, i, f" {n:,} ({pct(n / total, 2)})", va="center", fontsize=9)
         right.set_yticks(range(len(shown)), [name for name, _ in shown], fontsize=9)
         right.invert_yaxis()
-        right.set_xlim(0, max(n for _, n in shown) * 1.35)
-        right.xaxis.set_major_locator(MaxNLocator(integer=True))
+        right.set_xlim(0, max(n for _, n in shown) * 1.6)
+        right.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
         right.xaxis.set_major_formatter(FuncFormatter(_plain))
         right.set_xlabel("samples (share of all attempted)")
     else:
@@ -236,7 +241,7 @@ def _sources(queries: dict) -> bytes | None:
     fig = Figure(figsize=(_WIDTH, 3.6))
     left, right = fig.subplots(1, 2)
     x = range(len(rows))
-    names = [f"{r['source']}\n{r['entries']:,} entries" for r in rows]
+    names = [f"{r['source']}\n{short(r['entries'])} entr{'y' if r['entries'] == 1 else 'ies'}" for r in rows]
     for j, (key, color, name) in enumerate((("matches", _GREY, "matched"), ("kept", _BLUE, "kept"),
                                             ("successes", _GREEN, "downloaded"))):
         xs = [i + (j - 1) * 0.27 for i in x]
@@ -247,21 +252,30 @@ def _sources(queries: dict) -> bytes | None:
     left.set_xticks(list(x), names, fontsize=8)
     left.set_ylabel("(pair, entry) links, log scale")
     left.set_title("Pairs by query source", fontsize=10)
-    left.legend(fontsize=8)
+    left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, frameon=False)
+    coverage = {key: [100.0 * r[key] / r["entries"] for r in rows]
+                for key in ("entries_matched", "entries_kept", "entries_with_success")}
+    smallest = min((v for vals in coverage.values() for v in vals if v), default=100.0)
+    log = smallest < 1.0  # tiny shares (MetaCLIP: most WordNet entries never match) need a log axis
     for j, (key, color, name) in enumerate((("entries_matched", _GREY, "≥1 match"), ("entries_kept", _BLUE, "≥1 kept"),
                                             ("entries_with_success", _GREEN, "≥1 downloaded"))):
         xs = [i + (j - 1) * 0.27 for i in x]
-        vals = [100.0 * r[key] / r["entries"] for r in rows]
+        vals = coverage[key]
         right.bar(xs, [v or float("nan") for v in vals], 0.27, color=color, label=name)
         for xi, v in zip(xs, vals):
-            right.text(xi, v if v else 0.001, pct(v / 100.0), ha="center", va="bottom", fontsize=6.5, rotation=90)
-    right.set_yscale("log")
-    right.set_ylim(0.001, 400)
-    right.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}%"))
+            right.text(xi, v if v else (0.001 if log else 0), " " + pct(v / 100.0), ha="center", va="bottom",
+                       fontsize=6.5, rotation=90)
+    if log:
+        right.set_yscale("log")
+        right.set_ylim(0.001, 3000)
+        right.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}%" if v <= 100 else ""))
+    else:
+        right.set_ylim(0, 140)
+        right.set_yticks([0, 25, 50, 75, 100], ["0%", "25%", "50%", "75%", "100%"])
     right.set_xticks(list(x), names, fontsize=8)
-    right.set_ylabel("% of the source's entries, log scale")
+    right.set_ylabel("% of the source's entries" + (", log scale" if log else ""))
     right.set_title("Coverage: entries with at least one pair", fontsize=10)
-    right.legend(fontsize=8, loc="upper right", ncol=3)
+    right.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, frameon=False)
     return _png(fig)
 
 

@@ -59,7 +59,7 @@ def token_stats(captions: list[str], out_dir: str, successes: int) -> dict:
     except Exception as e:  # noqa: BLE001 - a tokenizer file we cannot use: say so, report the rest
         log.warning("token lengths skipped: cannot use the tokenizer %s (%s)", path, str(e)[:200])
         return {"tokenizer": None, "sampled": 0}
-    lengths = Dist("int")
+    lengths = Dist("int", show_up_to=CONTEXT)
     lengths.add(n)
     over = int((n > CONTEXT).sum())
     return {

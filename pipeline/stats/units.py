@@ -12,6 +12,7 @@ LABELS = {
     # funnel drops
     "duplicate_url_caption": "duplicate (url, caption)", "no_match": "no query matched",
     "balanced_out": "balanced out (head queries)", "not_in_committed_shards": "not in a committed shard yet",
+    "robots_txt": "disallowed by robots.txt",
     # statuses
     "failed_to_download": "failed to download", "failed_to_resize": "failed to decode / resize",
     "filtered": "filtered", "unknown": "unknown",
