@@ -69,7 +69,7 @@ class _TailTracker:
     def read(self, n: int = -1) -> bytes:
         data = self.stream.read(n)
         self.total += len(data)
-        self.tail = (self.tail + data)[-512:]
+        self.tail = data[-512:] if len(data) >= 512 else (self.tail + data)[-512:]  # no copy of big reads
         return data
 
     def cut_short(self) -> bool:
