@@ -3,10 +3,19 @@
 `process_image(raw, ImageSettings)` decides an image's fate and returns an `ImageResult`
 (`success`, `failed_to_resize` or `filtered`, with a reason); it never raises for bad bytes.
 Modules: resizer (the decision and img2dataset's resize modes), ops (geometry, orientation, RGB
-conversion, EXIF, encoding).
+conversion, EXIF, encoding), pool + worker (`ImagePool`: process_image in worker processes, one
+per core, same results).
 """
 from openwit.pipeline.images.ops import OUTPUT_FORMATS, RESIZE_MODES
-from openwit.pipeline.images.resizer import REASONS, ImageResult, ImageSettings, process_image, raise_pillow_limit
+from openwit.pipeline.images.pool import ImagePool, ImageWorkerDied
+from openwit.pipeline.images.resizer import (
+    IMPLIED_SETTINGS,
+    REASONS,
+    ImageResult,
+    ImageSettings,
+    process_image,
+    raise_pillow_limit,
+)
 
-__all__ = ["OUTPUT_FORMATS", "REASONS", "RESIZE_MODES", "ImageResult", "ImageSettings", "process_image",
-           "raise_pillow_limit"]
+__all__ = ["IMPLIED_SETTINGS", "OUTPUT_FORMATS", "REASONS", "RESIZE_MODES", "ImagePool", "ImageResult",
+           "ImageSettings", "ImageWorkerDied", "process_image", "raise_pillow_limit"]

@@ -8,7 +8,8 @@ pixels). Resize modes and their geometry follow img2dataset.
 
 Decoding is cheap where it can be: the pixel-count guard reads the header size before any pixel
 is decoded (Pillow's global MAX_IMAGE_PIXELS is never touched per call, so threads are safe), and
-JPEGs that will be shrunk are decoded with `draft` (DCT scaling by 1/2, 1/4 or 1/8).
+JPEGs that will be shrunk are decoded with `draft` (DCT scaling by 1/2, 1/4 or 1/8) to at least
+`decode_margin` × the target size, then area-resampled (see `ImageSettings.decode_margin`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import functools
 import hashlib
 import io
 import math
+import re
 from dataclasses import dataclass, fields
 
 from PIL import Image
@@ -46,7 +48,10 @@ REASONS = (
     "image_area_too_large",
 )
 _DRAFT_FORMATS = ("JPEG", "MPO")
-DRAFT_GAP = 2
+# Settings whose value is left out of the fingerprint when it is the one every shard was built
+# with before the setting existed, so OUT folders written then still resume unchanged.
+IMPLIED_SETTINGS = {"decode_margin": 2}
+_ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 
 
 @dataclass(frozen=True)
@@ -62,12 +67,19 @@ class ImageSettings:
     max_aspect_ratio: float = float("inf")
     max_image_area: float = float("inf")
     max_image_pixels: int = 89_478_485
+    # JPEG DCT scaling when shrinking: decode at ≥ decode_margin × the target, then area-resample;
+    # 0 = always decode every pixel. 2 (Pillow's thumbnail default): within 0.7/255 of a full decode;
+    # 1: ~1.5× faster decoding, ~2-3/255 off (benchmarks/RESULTS.md, bench_decode.py)
+    decode_margin: int = 2
 
     def fingerprint_fields(self) -> dict:
-        """All settings as a JSON-safe dict (infinity written as "inf"), for the shard fingerprint."""
+        """All settings as a JSON-safe dict (infinity written as "inf"), for the shard fingerprint;
+        a setting at its IMPLIED_SETTINGS value is left out (shards from before it existed match)."""
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name in IMPLIED_SETTINGS and value == IMPLIED_SETTINGS[f.name]:
+                continue
             out[f.name] = "inf" if isinstance(value, float) and math.isinf(value) else value
         return out
 
@@ -94,6 +106,8 @@ class ImageSettings:
             bad("max-image-area", f"must be a number > 0, got {self.max_image_area!r}")
         if not _is_int(self.max_image_pixels) or self.max_image_pixels < 1:
             bad("max-image-pixels", f"must be a positive integer, got {self.max_image_pixels!r}")
+        if not _is_int(self.decode_margin) or not 0 <= self.decode_margin <= 8:
+            bad("decode-margin", f"must be an integer in 0..8, got {self.decode_margin!r}")
 
 
 def _is_int(v) -> bool:
@@ -162,8 +176,10 @@ def process_image(raw: bytes, settings: ImageSettings) -> ImageResult:
 
 
 def _pillow_failure(e: BaseException, size=None) -> _Rejected:
-    """Classify an exception raised by Pillow while opening or decoding."""
-    detail = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+    """Classify an exception raised by Pillow while opening or decoding. Object addresses in the
+    message (`cannot identify image file <_io.BytesIO object at 0x7f…>`) are dropped: the error is
+    written into the shard, which must be the same bytes in every run and process."""
+    detail = _ADDRESS.sub("<bytes>", " ".join(f"{type(e).__name__}: {e}".split()))[:300]
     if isinstance(e, Image.DecompressionBombError):
         return _Rejected(FAILED, "decompression_bomb", detail, size)
     if isinstance(e, OSError) and "truncated" in str(e).lower():
@@ -250,11 +266,11 @@ def _process(raw: bytes, s: ImageSettings, sha: str) -> ImageResult:
             ow, oh = oriented_size((w0, h0), orientation)
             target, final = plan_resize(ow, oh, s.resize_mode, s.image_size, s.resize_only_if_bigger)
             draft_scale = 1
-            if target is not None and im.format in _DRAFT_FORMATS:
-                # decode at ≥ DRAFT_GAP × the target (stored orientation), as Pillow's thumbnail
-                # does, so the final area resampling smooths the DCT scaling's blockiness
+            if target is not None and im.format in _DRAFT_FORMATS and s.decode_margin:
+                # decode at ≥ decode_margin × the target (stored orientation); at 2, as Pillow's
+                # thumbnail does, the final area resampling smooths the DCT scaling's blockiness
                 tw, th = oriented_size(target, orientation)
-                drafted = im.draft(None, (tw * DRAFT_GAP, th * DRAFT_GAP))
+                drafted = im.draft(None, (tw * s.decode_margin, th * s.decode_margin))
                 if drafted is not None:
                     draft_scale = max(1, round(w0 / drafted[1][2]))
             im.load()

@@ -20,6 +20,7 @@ import json
 from typing import Any, Iterable, Iterator
 
 from openwit.common.hashing import blake_hex, blake_u64
+from openwit.pipeline.images import IMPLIED_SETTINGS
 
 BUCKET_BITS = 16
 FINGERPRINT_VERSION = 1
@@ -91,8 +92,10 @@ def settings_fingerprint(settings: dict[str, Any], cand_hash: str) -> str:
 
 
 def changed_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Human-readable list of settings that differ, e.g. ["image_size: 256 -> 128"]."""
+    """Human-readable list of settings that differ, e.g. ["image_size: 256 -> 128"]; a setting left
+    out of the fingerprint at its implied value (images.IMPLIED_SETTINGS) shows that value."""
     norm = lambda v: json.loads(json.dumps(v, default=str))  # noqa: E731  (tuples vs lists, inf)
+    old, new = {**IMPLIED_SETTINGS, **old}, {**IMPLIED_SETTINGS, **new}
     out = []
     for name in sorted(set(old) | set(new)):
         a, b = norm(old.get(name)), norm(new.get(name))

@@ -104,6 +104,20 @@ def test_big_jpeg_shrink_uses_draft_and_stays_faithful(shared_data):
     assert process_image(raw, ImageSettings(resize_mode="no")).draft_scale == 1
 
 
+def test_decode_margin_chooses_the_draft_scale(shared_data):
+    src = Image.open(shared_data / "images" / "sklearn" / "china.jpg").convert("RGB")
+    raw = _encode(src.resize((3200, 2135), Image.Resampling.BICUBIC), quality=90)
+    reference = None
+    for margin, scale, max_diff in ((0, 1, 0.5), (1, 8, 6), (2, 4, 4), (3, 2, 2)):  # 2135 // (M * 256)
+        r = process_image(raw, ImageSettings(image_size=256, resize_mode="keep_ratio", output_format="png",
+                                             decode_margin=margin))
+        assert r.status == "success" and r.draft_scale == scale and (r.width, r.height) == (384, 256)
+        out = np.asarray(_decode(r.data), float)
+        if reference is None:
+            reference = np.asarray(_decode(raw).convert("RGB").resize((384, 256), Image.Resampling.BOX), float)
+        assert np.abs(out - reference).mean() < max_diff, margin
+
+
 def _oriented_jpeg(w, h, orientation):
     """Stored image: left half red, right half blue, with an EXIF orientation tag."""
     arr = np.zeros((h, w, 3), np.uint8)
@@ -232,7 +246,8 @@ def test_settings_validation_and_fingerprint():
     for bad in (
         dict(image_size=0), dict(resize_mode="stretch"), dict(output_format="gif"), dict(quality=0),
         dict(min_image_size=-1), dict(max_aspect_ratio=0.5), dict(max_image_pixels=0),
-        dict(max_image_area=float("nan")),
+        dict(max_image_area=float("nan")), dict(decode_margin=-1), dict(decode_margin=9),
+        dict(decode_margin=1.5),
     ):
         with pytest.raises(UserError, match="--"):
             ImageSettings(**bad).validate()
@@ -241,6 +256,9 @@ def test_settings_validation_and_fingerprint():
     fp = ImageSettings().fingerprint_fields()
     assert json.loads(json.dumps(fp, allow_nan=False))["max_aspect_ratio"] == "inf"
     assert fp["resize_mode"] == "border" and fp["image_size"] == 256
+    # decode_margin 2 is what every shard was built with before the setting existed: left out, so
+    # their fingerprints still match; any other margin is part of the fingerprint
+    assert "decode_margin" not in fp and ImageSettings(decode_margin=1).fingerprint_fields()["decode_margin"] == 1
 
 
 def test_threads_give_same_bytes_as_serial(real_images):

@@ -1,0 +1,47 @@
+"""Image worker process: `python -m openwit.pipeline.images.worker` runs `process_image` for its parent.
+
+Started by `images.pool.ImagePool`, one per core, so decoding and resizing use every core while
+the parent's one event loop downloads. The worker imports only Pillow, NumPy and this package
+(~0.1 s of CPU), never Beam. Protocol on stdin/stdout: frames of an 8-byte little-endian length
+and a payload. The first frame is the pickled ImageSettings; each next frame is one image's raw
+bytes, answered by one frame holding the pickled ImageResult. End of stdin (the parent closed it,
+or was killed) ends the worker; Ctrl-C is left to the parent.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+
+
+def serve(inp, out) -> None:
+    """Answer image frames until the input ends (the worker's loop; also callable in-process)."""
+    from openwit.pipeline.images.pool import read_frame, write_frame
+    from openwit.pipeline.images.resizer import ImageSettings, process_image, raise_pillow_limit
+
+    first = read_frame(inp)
+    if first is None:
+        return
+    settings = pickle.loads(first)
+    if not isinstance(settings, ImageSettings):
+        raise TypeError(f"first frame must be ImageSettings, got {type(settings).__name__}")
+    raise_pillow_limit(settings)
+    while (raw := read_frame(inp)) is not None:
+        write_frame(out, pickle.dumps(process_image(raw, settings), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def main() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (closes stdin)
+    inp = os.fdopen(os.dup(0), "rb")
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol
+    try:
+        serve(inp, out)
+    except (BrokenPipeError, EOFError):  # the parent went away mid-frame
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""ImagePool: process_image in worker processes gives the same results as in-process; a dead
+worker costs one image only; closing reaps every worker."""
+import os
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from openwit.pipeline.images import ImagePool, ImageSettings, ImageWorkerDied, process_image
+
+
+@pytest.fixture(scope="module")
+def raws(shared_data):
+    base = shared_data / "images"
+    paths = sorted((base / "img2dataset_tests").glob("*.*")) + sorted((base / "skimage").glob("*.jpg"))
+    return [p.read_bytes() for p in paths] + [b"", b"not an image", paths[0].read_bytes()[:2000]]
+
+
+def test_pool_gives_the_same_results_as_in_process(raws):
+    settings = ImageSettings(image_size=96, resize_mode="keep_ratio", output_format="jpg", decode_margin=1)
+    serial = [process_image(r, settings) for r in raws]
+    with ImagePool(settings, 2) as pool, ThreadPoolExecutor(2) as threads:
+        pooled = list(threads.map(pool.process, raws * 2))
+    assert pooled == serial * 2  # every field: status, reason, bytes, sizes, sha256, EXIF
+    assert {r.status for r in serial} == {"success", "failed_to_resize"}
+
+
+def test_a_dead_worker_costs_one_image_and_is_replaced(raws):
+    with ImagePool(ImageSettings(image_size=32), 1) as pool:
+        assert pool.process(raws[0]).status == "success"
+        victim = pool._workers[0].proc
+        victim.kill()
+        victim.wait()
+        with pytest.raises(ImageWorkerDied, match="status -9"):
+            pool.process(raws[0])
+        assert pool.process(raws[0]).status == "success"  # a fresh worker took the slot
+        assert pool._workers[0].proc.pid != victim.pid
+
+
+def test_close_reaps_every_worker(raws):
+    pool = ImagePool(ImageSettings(image_size=32), 3)
+    procs = [w.proc for w in pool._workers]
+    pool.process(raws[0])
+    pool.close()
+    assert all(p.returncode == 0 for p in procs)
+
+
+def test_worker_ends_when_its_parent_is_killed(tmp_path):
+    """kill -9 of the parent: the workers see the end of stdin and exit (no orphans left behind)."""
+    script = ("import sys, time\nfrom openwit.pipeline.images import ImagePool, ImageSettings\n"
+              "pool = ImagePool(ImageSettings(), 2)\n"
+              "print(*(w.proc.pid for w in pool._workers), flush=True)\ntime.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in parent.stdout.readline().split()]
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    for pid in pids:  # reparented to init, which reaps them once they exit
+        for _ in range(200):
+            if not _alive(pid):
+                break
+            subprocess.run(["sleep", "0.05"])
+        assert not _alive(pid), f"worker {pid} outlived its killed parent"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
