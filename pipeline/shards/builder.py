@@ -1,7 +1,9 @@
-"""Build shards: fetch their URLs concurrently on one asyncio loop, decode/resize in a thread pool.
+"""Build shards: fetch their URLs concurrently on one asyncio loop, decode/resize on every core.
 
 `ShardBuilder` owns the loop (run in its own thread), the Fetcher (one aiohttp session), the image
-thread pool and a writer thread; the Beam DoFn makes one in `setup` and closes it in `teardown`.
+workers (`cfg.workers` > 1: an images.ImagePool of worker processes, each fed by one thread;
+else a thread pool in this process) and a writer thread; the Beam DoFn makes one in `setup` and
+closes it in `teardown`. Either way an image gives the same bytes.
 `submit` decides resume/retry/fresh and starts a shard (several can be in flight); the shard is
 written through `shard_writer` and its Future yields the stats. Each sample is reported to a callback.
 """
@@ -57,11 +59,15 @@ class ShardBuilder:
 
     def __init__(self, cfg: ShardConfig):
         from openwit.pipeline.fetch import Fetcher
-        from openwit.pipeline.images import process_image, raise_pillow_limit
+        from openwit.pipeline.images import ImagePool, process_image, raise_pillow_limit
 
         raise_pillow_limit(cfg.image)  # before the threads start: Pillow's own bomb limit is process-wide
         self.cfg = cfg
-        self._process_image = process_image
+        self._pool = ImagePool(cfg.image, cfg.workers) if cfg.workers > 1 else None
+        if self._pool is not None:
+            self._process_image = lambda raw, _settings: self._pool.process(raw)
+        else:
+            self._process_image = process_image
         self._executor = ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="openwit-image")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="openwit-write")
         self._loop = asyncio.new_event_loop()
@@ -73,7 +79,11 @@ class ShardBuilder:
             await fetcher.__aenter__()
             return fetcher
 
-        self._fetcher = self._run(_open())
+        try:
+            self._fetcher = self._run(_open())
+        except BaseException:
+            self._stop()
+            raise
 
     def _run(self, coro):
         """Run a coroutine on the builder's loop and wait for its result (from any other thread)."""
@@ -83,11 +93,16 @@ class ShardBuilder:
         try:
             self._run(self._fetcher.__aexit__(None, None, None))
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-            self._loop.close()
-            self._executor.shutdown(wait=True)
-            self._writer.shutdown(wait=True)
+            self._stop()
+
+    def _stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+        self._executor.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.close()
 
     def _image(self, raw: bytes):
         try:

@@ -37,7 +37,7 @@ from openwit.common.progress import progress
 from openwit.pipeline.finish import finish_run
 from openwit.pipeline.shards import writer as sw
 from openwit.pipeline.shards.check import CheckPlan, check_candidates, check_existing, check_shard
-from openwit.pipeline.shards.config import NS, ShardConfig, add_shard_flags, shard_config
+from openwit.pipeline.shards.config import NS, ShardConfig, add_shard_flags, shard_config, usable_cores
 from openwit.pipeline.shards.dedup import DedupShards
 from openwit.pipeline.shards.plan import bucket_offsets, rank_bucket, sort_bucket, sort_hash
 
@@ -191,10 +191,21 @@ def candidates_check(out: str, options) -> CheckCandidates | None:
     return CheckCandidates(out.rstrip("/"), settings.get("seed", 0), int(settings.get("samples_per_shard") or 10_000))
 
 
+def local_shard_workers(options) -> int:
+    """How many WriteShard instances a local runner runs at once (`--direct_num_workers N` with
+    multi_threading/multi_processing; 0 means one per core), so that their image workers share the cores."""
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    direct = options.view_as(DirectOptions)
+    if (direct.direct_running_mode or "in_memory") == "in_memory":
+        return 1
+    return direct.direct_num_workers or usable_cores()
+
+
 def stage_config(args: argparse.Namespace, options) -> ShardConfig:
     """The shard stage's settings for this run, checked against OUT's committed shards (driver side);
     local runs let the progress and per-shard lines through even when the CLI quiets INFO logs."""
-    cfg = shard_config(args, local=is_local(options))
+    cfg = shard_config(args, local=is_local(options), local_processes=local_shard_workers(options))
     check_existing(cfg, options)
     if cfg.progress:
         for name in ("openwit.pipeline.shards", "openwit.pipeline.finish"):

@@ -53,9 +53,10 @@ def _candidates(tmp_path: Path, srv: LoopbackServer) -> str:
     return _write_candidates(tmp_path / "cands.parquet", [srv.url(p) for p in paths])
 
 
-def _flags(out, cands, *extra):
+def _flags(out, cands, *extra, workers="2"):
+    """Two image worker processes unless told (the local default is one per core)."""
     return ["--candidates", cands, "--out", str(out), "--samples-per-shard", "8", "--image-size", "64",
-            "--allow-private-addresses", "--timeout", "3", "--retries", "1", *extra]
+            "--allow-private-addresses", "--timeout", "3", "--retries", "1", "--workers", workers, *extra]
 
 
 def _digest(out: Path) -> dict:
@@ -119,6 +120,28 @@ def test_rerun_skips_and_is_byte_identical(built):
     assert main(_flags(out, cands)) == 0
     assert _digest(out) == before
     assert {p: p.stat().st_mtime_ns for p in out.glob("0*")} == mtimes  # skipped, not rewritten
+
+
+def test_same_bytes_with_one_process_and_with_worker_processes(server, tmp_path):
+    """Decoding in this process or in 1 or 3 worker processes: the same shard bytes (the routes whose
+    answer depends on how often they were asked, /flaky/..., are left out)."""
+    stateless = [p for p in server.image_paths() + list(BAD) if "/flaky/" not in p]
+    cands = _write_candidates(tmp_path / "cands.parquet", [server.url(p) for p in stateless])
+    digests = []
+    for workers in ("1", "3"):
+        assert main(_flags(tmp_path / workers, cands, "--no-report", workers=workers)) == 0
+        digests.append(_digest(tmp_path / workers))
+    assert digests[0] == digests[1] and len(digests[0]) == 3 * 5  # 38 samples, 8 per shard
+
+
+def test_decode_margin_is_in_the_fingerprint(built, capsys):
+    out, cands, *_ = built
+    before = _digest(out)
+    marker = json.loads(next(out.glob("*_stats.json")).read_text())
+    assert "decode_margin" not in marker["settings"]  # the default (2) as before the setting existed
+    assert main(_flags(out, cands, "--decode-margin", "1")) == 2
+    err = capsys.readouterr().err
+    assert "decode_margin: 2 -> 1" in err and _digest(out) == before
 
 
 def test_changed_setting_stops_with_one_line(built, capsys):

@@ -1,4 +1,5 @@
-"""kill -9 in the middle of a shard run, rerun → the same bytes as an uninterrupted run (slow)."""
+"""kill -9 in the middle of a shard run with image worker processes, rerun → the same bytes as an
+uninterrupted run, and no worker outlives the killed run (slow)."""
 import hashlib
 import os
 import signal
@@ -26,7 +27,21 @@ def _cmd(cands: str, out: Path) -> list[str]:
     # one connection per host + 0.25 s before each response: each 8-sample shard takes ~2 s
     return [sys.executable, "-m", "openwit.pipeline.shards", "--candidates", cands, "--out", str(out),
             "--samples-per-shard", "8", "--image-size", "48", "--allow-private-addresses",
-            "--per-host-connections", "1", "--timeout", "5"]
+            "--per-host-connections", "1", "--timeout", "5", "--workers", "2"]
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids += [int(k) for k in (task / "children").read_text().split()]
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_kill_9_then_rerun_is_byte_identical(shared_data, tmp_path):
@@ -47,8 +62,14 @@ def test_kill_9_then_rerun_is_byte_identical(shared_data, tmp_path):
             assert proc.poll() is None and time.monotonic() < deadline, "run ended before the first shard"
             time.sleep(0.05)
         time.sleep(0.5)  # inside the next shard
+        workers = _children(proc.pid)
+        assert len(workers) == 2, workers  # the image worker processes
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while any(_alive(w) for w in workers):  # they end at the end of their stdin
+            assert time.monotonic() < deadline, "image workers outlived the killed run"
+            time.sleep(0.05)
 
         ref_digest, partial = _digest(ref), _digest(killed)
         assert 0 < len(partial) < len(ref_digest)
