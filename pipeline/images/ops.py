@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 
-import numpy as np
 from PIL import ExifTags, Image, TiffImagePlugin
 
 RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
@@ -90,6 +89,8 @@ def pad_square(im: Image.Image, size: int) -> Image.Image:
 
 def _high_bit_to_l(im: Image.Image) -> Image.Image:
     """16-bit / 32-bit grey (I;16*, I, F) → 8-bit L: values above 255 are taken as 16-bit."""
+    import numpy as np  # here, not at the top: image workers start faster without it (rare modes only)
+
     arr = np.asarray(im)
     if arr.dtype.kind == "f":
         arr = np.nan_to_num(arr, nan=0.0)
