@@ -447,10 +447,74 @@ class LoopbackServer:
         h.close_connection = True
 
 
+class LoopbackCA:
+    """A throwaway certificate authority for an intercepting proxy: trust `cert_file` (e.g. through
+    SSL_CERT_FILE in a client process); `context_for(host)` is a server SSLContext whose certificate
+    for `host` it signed (made once per host, one shared key). Needs `cryptography`."""
+
+    def __init__(self):
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        self._x509, self._hashes, self._ser = x509, hashes, serialization
+        self._now = datetime.datetime.now(datetime.timezone.utc)
+        self._day = datetime.timedelta(days=1)
+        self.dir = tempfile.mkdtemp(prefix="openwit-loopback-ca-")
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        self._leaf_key = ec.generate_private_key(ec.SECP256R1())
+        self._name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "openwit loopback test CA")])
+        ski = x509.SubjectKeyIdentifier.from_public_key(self._key.public_key())
+        self._ca = (x509.CertificateBuilder().subject_name(self._name).issuer_name(self._name)
+                    .public_key(self._key.public_key()).serial_number(1)
+                    .not_valid_before(self._now - self._day).not_valid_after(self._now + self._day)
+                    .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                    .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+                    .add_extension(ski, critical=False)
+                    .sign(self._key, hashes.SHA256()))
+        self.cert_file = os.path.join(self.dir, "ca.pem")
+        with open(self.cert_file, "wb") as f:
+            f.write(self._ca.public_bytes(serialization.Encoding.PEM))
+        self._leaf_pem_key = self._leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption())
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+
+    def context_for(self, host: str) -> ssl.SSLContext:
+        import ipaddress
+        x509 = self._x509
+        with self._lock:
+            if host in self._contexts:
+                return self._contexts[host]
+            try:
+                alt = x509.IPAddress(ipaddress.ip_address(host))
+            except ValueError:
+                alt = x509.DNSName(host)
+            cert = (x509.CertificateBuilder()
+                    .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, host[:64])]))
+                    .issuer_name(self._name).public_key(self._leaf_key.public_key())
+                    .serial_number(x509.random_serial_number())
+                    .not_valid_before(self._now - self._day).not_valid_after(self._now + self._day)
+                    .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
+                    .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                    .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
+                                   critical=False)
+                    .sign(self._key, self._hashes.SHA256()))
+            path = os.path.join(self.dir, f"leaf-{len(self._contexts)}.pem")
+            with open(path, "wb") as f:
+                f.write(cert.public_bytes(self._ser.Encoding.PEM) + self._leaf_pem_key)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(path)
+            self._contexts[host] = ctx
+            return ctx
+
+
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30
     server: "_Server"
+    _tunnel: str | None = None  # "https://host[:port]" once a CONNECT tunnel is intercepted
     _HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer",
             "transfer-encoding", "upgrade"}
 
@@ -458,21 +522,57 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         pass
 
     def do_CONNECT(self) -> None:
-        self.send_error(501, "CONNECT (https) is not supported by this test proxy")
+        """With a CA: answer 200, then speak TLS as the requested host and serve the requests inside."""
+        proxy: LoopbackProxy = self.server.owner
+        if proxy.ca is None:
+            return self.send_error(501, "CONNECT (https) is not supported by this test proxy (no ca=)")
+        host, _, port = self.path.rpartition(":")
+        host = host.strip("[]")
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            tls = proxy.ca.context_for(host).wrap_socket(self.connection, server_side=True)
+        except (ssl.SSLError, OSError):  # the client refused our certificate, or left
+            self.close_connection = True
+            return
+        import socketserver
+        self.connection = tls
+        self.rfile = tls.makefile("rb")
+        self.wfile = socketserver._SocketWriter(tls)
+        self._tunnel = f"https://{host}" + (f":{port}" if port not in ("", "443") else "")
+        self.close_connection = False
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            if self._tunnel is not None:
+                try:
+                    self.connection.close()  # the TLS socket took over the accepted one
+                except OSError:
+                    pass
 
     def do_GET(self) -> None:
         proxy: LoopbackProxy = self.server.owner
-        url = urlsplit(self.path)
-        if url.scheme != "http" or not url.hostname:
+        raw = self.requestline.split(" ")[1]  # http.server collapses a leading "//" in self.path; keep it as sent
+        absolute = self._tunnel + raw if self._tunnel and raw.startswith("/") else raw
+        url = urlsplit(absolute)
+        if url.scheme not in ("http", "https") or not url.hostname or (url.scheme == "https" and not self._tunnel):
             return self.send_error(400, "absolute http:// URL expected (forward proxy)")
         with proxy._lock:
-            proxy.requests.append(self.path)
-        target = proxy.host_map.get(url.hostname, f"{url.hostname}:{url.port or 80}")
+            proxy.requests.append(absolute)
+        if proxy.rewrite is not None:
+            to = urlsplit(proxy.rewrite(absolute))
+            target, path = to.netloc, to.path + (f"?{to.query}" if to.query else "")
+        else:
+            target = proxy.host_map.get(url.hostname, f"{url.hostname}:{url.port or 80}")
+            path = url.path + (f"?{url.query}" if url.query else "")
         headers = {k: v for k, v in self.headers.items() if k.lower() not in self._HOP}
         headers["Via"] = "1.1 openwit-test-proxy"
         conn = http.client.HTTPConnection(target, timeout=proxy.timeout)
         try:
-            conn.request("GET", url.path + (f"?{url.query}" if url.query else ""), headers=headers)
+            conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
             body = resp.read(proxy.max_body)
             self.send_response(resp.status, resp.reason)
@@ -483,7 +583,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
         except OSError as e:
-            self.send_error(502, f"upstream: {e}")
+            try:
+                self.send_error(502, f"upstream: {e}")
+            except OSError:  # the client left (e.g. its deadline passed while upstream was slow)
+                self.close_connection = True
         finally:
             conn.close()
 
@@ -494,13 +597,18 @@ class _ProxyServer(_Server):
 
 
 class LoopbackProxy:
-    """A plain-HTTP forward proxy on 127.0.0.1 (no CONNECT). `requests` lists the absolute URLs it
-    forwarded; `host_map` sends a host name to "ip:port" (e.g. {"images.test": "127.0.0.1:8000"}), so
-    a test can use a name that only the proxy can resolve."""
+    """A forward proxy on 127.0.0.1. `requests` lists the absolute URLs it forwarded; `host_map` sends
+    a host name to "ip:port" (e.g. {"images.test": "127.0.0.1:8000"}), so a test can use a name that
+    only the proxy can resolve; `rewrite(url) -> url` instead decides where every request goes (e.g.
+    any URL of the open web → one of a LoopbackServer's routes). https (CONNECT) only with `ca=` a
+    LoopbackCA: the proxy then intercepts the tunnel with a certificate that CA signs for the host,
+    which clients accept only when they trust `ca.cert_file`."""
 
-    def __init__(self, host_map: dict[str, str] | None = None, timeout: float = 30, max_body: int = 50_000_000):
+    def __init__(self, host_map: dict[str, str] | None = None, timeout: float = 30, max_body: int = 50_000_000,
+                 rewrite=None, ca: LoopbackCA | None = None):
         self.host_map = dict(host_map or {})
         self.timeout, self.max_body = timeout, max_body
+        self.rewrite, self.ca = rewrite, ca
         self.requests: list[str] = []
         self._lock = threading.Lock()
         self._httpd = _ProxyServer(("127.0.0.1", 0), _ProxyHandler)
