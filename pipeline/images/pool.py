@@ -21,9 +21,16 @@ import threading
 
 from openwit.pipeline.images.resizer import ImageResult, ImageSettings
 
+try:
+    import fcntl
+except ImportError:  # not a Unix: pipes keep their default size
+    fcntl = None
+
 log = logging.getLogger(__name__)
 WORKER_MODULE = "openwit.pipeline.images.worker"  # never imported here: it runs as __main__
 HEADER = struct.Struct("<Q")
+PIPE_BYTES = 1 << 20
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux's value; Python ≥ 3.10 names it
 
 
 def read_frame(f) -> bytes | None:
@@ -46,6 +53,17 @@ def write_frame(f, payload: bytes) -> None:
     f.flush()
 
 
+def _widen(pipe) -> None:
+    """Let a pipe hold a typical image at once (Linux: 64 KiB by default → up to 1 MiB), so an
+    image crosses it in one write and one read instead of a ping-pong of 64 KiB pieces."""
+    if fcntl is None:
+        return
+    try:
+        fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
+    except (OSError, ValueError):  # not Linux, or above /proc/sys/fs/pipe-max-size: keep the default
+        pass
+
+
 class ImageWorkerDied(RuntimeError):
     """The worker process ended while it had an image (the image is lost, the pool goes on)."""
 
@@ -54,6 +72,8 @@ class _Worker:
     def __init__(self, settings_frame: bytes):
         self.proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, close_fds=True)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            _widen(pipe)
         write_frame(self.proc.stdin, settings_frame)
 
     def call(self, raw: bytes) -> ImageResult:
