@@ -1,5 +1,8 @@
 """openwit.demo: the embedded demo behind `make demo` (`python -m openwit.demo --out DIR`).
 
 Modules: run (the steps and the CLI), wiki (a small Wikipedia dump + pageviews generated from
-WordNet), web (generated images served on 127.0.0.1, with a url+caption table).
+WordNet), draw (the pictures: drawn shapes with alt texts, photos from installed packages,
+held-out sets), site (the web site's pages and files), web (the loopback proxy that serves them,
+with opt-outs, slow and broken answers), crawl (pages → a WARC), train (openwit-train and
+openwit-eval on the shards, the results table).
 """

@@ -1,12 +1,15 @@
 """`make demo`: openwit's whole road, offline, on data the project makes itself.
 
 1. a small Wikipedia dump + pageviews generated from WordNet glosses → `openwit-queries`
-2. a little web of generated images (served on 127.0.0.1) with captions → `openwit-build`
-   (extract → match → balance → fetch → resize → shards → report → tokenizer.json, a byte-level
-   BPE trained on the captions)
-3. one epoch of `openwit.loader` over the shards.
+2. a web site on a loopback proxy (site.py, web.py): gallery pages of drawn pictures, a museum
+   page in windows-1252, a page of pictures that fail in every way; crawled into a WARC
+   (crawl.py) → `openwit-build` through the proxy (extract → match → balance → fetch → resize →
+   shards → report → tokenizer.json)
+3. `openwit-train` a tiny CLIP (tiny-vit) on the shards but one, for a few minutes on the CPU
+4. `openwit-eval`: zero-shot on held-out drawings (shapes, colours) next to chance, and retrieval
+   on the held-out shard
 
-Nothing is read from ../shared: WordNet comes from Debian's wordnet-base, the photo from matplotlib.
+Nothing is read from ../shared: WordNet comes from Debian's wordnet-base, the photos from matplotlib.
 `--out` is made fresh, but only ever deleted when it is an earlier demo output (it holds the
 `.openwit-demo` marker the demo writes first); any other non-empty folder is refused.
 """
@@ -21,7 +24,7 @@ import time
 
 from openwit.common import layout
 from openwit.common.errors import UserError, cli_main
-from openwit.demo import web, wiki
+from openwit.demo import crawl, draw, site, train, web, wiki
 from openwit.pipeline import cli as build_cli
 from openwit.queries import cli as queries_cli
 
@@ -70,34 +73,23 @@ def run_queries(out: str, wordnet_dir: str) -> str:
     return qdir
 
 
-def run_build(out: str, qdir: str, server_url: str, pairs: list[tuple[str, str]], max_per_query: int) -> str:
-    table = web.write_caption_table(os.path.join(out, "inputs", "captions.parquet"), server_url, pairs)
+def make_warc(out: str, proxy: str, www: str, n_pictures: int) -> tuple[str, site.Site]:
+    """Write the site under `www` and crawl its pages through `proxy` into OUT/inputs/crawl.warc.gz."""
+    pages = site.write_site(www, n_pictures)
+    warc = crawl.crawl_to_warc(proxy, pages.pages, os.path.join(out, "inputs", "crawl.warc.gz"))
+    return warc, pages
+
+
+def run_build(out: str, qdir: str, warc: str, proxy: str, max_per_query: int, samples_per_shard: int) -> str:
     dataset = os.path.join(out, "dataset")
-    rc = build_cli.main(["--queries", qdir, "--input", table, "--out", dataset,
-                         "--samples-per-shard", "64", "--image-size", "128",
-                         "--max-per-query", str(max_per_query), "--allow-private-addresses",
-                         "--tokenizer-vocab-size", "600"])
+    rc = build_cli.main(["--queries", qdir, "--input", warc, "--out", dataset, "--proxy", proxy,
+                         "--samples-per-shard", str(samples_per_shard), "--max-per-query", str(max_per_query),
+                         "--image-size", str(train.IMAGE_SIZE), "--resize-mode", "center_crop",
+                         "--min-image-size", "16", "--timeout", "3", "--retries", "1",
+                         "--tokenizer-vocab-size", "1000"])
     if rc:
         raise UserError(f"openwit-build failed (exit {rc})")
     return dataset
-
-
-def run_loader(dataset: str) -> tuple[int, tuple, tuple, int]:
-    import torch
-
-    from openwit.loader import CaptionTokenizer, make_loader
-
-    shards = [layout.shard_path(dataset, s.shard, layout.TAR) for s in layout.list_shards(dataset)[0]]
-    if not shards:
-        raise UserError(f"no shards written in {dataset}")
-    tok = CaptionTokenizer.from_file(layout.tokenizer_path(dataset))  # openwit-build trained it
-    loader = make_loader(shards, batch_size=16, image_size=128, seed=0)  # finds that tokenizer.json itself
-    n, shape_i, shape_t = 0, (), ()
-    for images, tokens in loader:
-        assert images.dtype == torch.float32 and tokens.shape[1] == 77
-        assert int(tokens.max()) < tok.vocab_size  # the dataset's own tokenizer, not another default
-        n, shape_i, shape_t = n + 1, tuple(images.shape), tuple(tokens.shape)
-    return n, shape_i, shape_t, tok.vocab_size
 
 
 @cli_main
@@ -106,33 +98,55 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="demo-out",
                     help=f"output folder, made fresh (deleted first only when an earlier demo wrote it: {MARKER})")
     ap.add_argument("--wordnet-dir", default=os.environ.get("OPENWIT_WORDNET_DIR", "/usr/share/wordnet"))
-    ap.add_argument("--max-per-query", type=int, default=20,
-                    help="balancing cap t for the demo's small pool (CLIP/MetaCLIP: 20,000)")
+    ap.add_argument("--pictures", type=int, default=1200, help="drawn pictures on the site (default 1200)")
+    ap.add_argument("--max-per-query", type=int, default=150,
+                    help="balancing cap t for the demo's small pool (CLIP/MetaCLIP: 20,000) (default 150)")
+    ap.add_argument("--samples-per-shard", type=int, default=200, help="(default 200)")
+    ap.add_argument("--epochs", type=int, default=15, help="training epochs (default 15: ~3 minutes on 2 cores)")
+    ap.add_argument("--held-out-per-class", type=int, default=30, help="zero-shot pictures per class (default 30)")
     args = ap.parse_args(argv)
+    if args.pictures < 1 or args.epochs < 1 or args.held_out_per_class < 1:
+        raise UserError("--pictures, --epochs and --held-out-per-class must be at least 1")
     prepare_out(args.out)
+    out = os.path.abspath(args.out)
     start = time.time()
 
     t0 = _step(1, "query list from a generated Wikipedia dump + WordNet (openwit-queries)")
-    qdir = run_queries(args.out, args.wordnet_dir)
+    qdir = run_queries(out, args.wordnet_dir)
     _done(t0)
 
-    t0 = _step(2, "candidates → match → balance → fetch → shards → report (openwit-build)")
-    site = os.path.join(args.out, "inputs", "www")
-    pairs = web.write_site(site)
-    with web.SiteServer(site) as server:
-        print(f"   serving {len(pairs)} generated images (a few broken on purpose) at {server.url}", flush=True)
-        dataset = run_build(args.out, qdir, server.url, pairs, args.max_per_query)
+    t0 = _step(2, "a web site crawled into a WARC → openwit-build: candidates → balance → fetch → shards → report")
+    with web.DemoWeb(os.path.join(out, "inputs", "www")) as net:
+        warc, pages = make_warc(out, net.proxy, os.path.join(out, "inputs", "www"), args.pictures)
+        print(f"   crawled {len(pages.pages)} pages ({len(pages.images)} <img> tags) through the demo's proxy "
+              f"{net.proxy} into {warc}", flush=True)
+        dataset = run_build(out, qdir, warc, net.proxy, args.max_per_query, args.samples_per_shard)
     _done(t0)
 
-    t0 = _step(3, "one epoch of openwit.loader (tokenizer.json: BPE openwit-build trained on the captions)")
-    n, shape_i, shape_t, vocab = run_loader(dataset)
-    print(f"   {n} batches: images {shape_i} float32, tokens {shape_t}; tokenizer vocabulary {vocab}")
+    t0 = _step(3, f"openwit-train {train.MODEL} on the shards but the last ({args.epochs} epochs, CPU)")
+    train_shards, held_out_shard = train.split_shards(dataset)
+    run = os.path.join(out, "run")
+    result = train.train(train_shards, run, args.epochs)
     _done(t0)
 
-    print(f"\ndemo done in {time.time() - start:.0f} s. Look at:\n"
-          f"  {qdir}/summary.json, {qdir}/queries.txt\n"
-          f"  {dataset}/query_counts.parquet, {dataset}/00000.tar (+ .parquet, _stats.json)\n"
-          f"  {dataset}/report/report.html")
+    t0 = _step(4, "openwit-eval: zero-shot on held-out drawings, retrieval on the held-out shard")
+    zs = os.path.join(out, "zeroshot")
+    for task in draw.TASKS:
+        draw.held_out(zs, task, args.held_out_per_class)
+    results = train.evaluate(run, zs, held_out_shard)
+    print(train.table(results))
+    _done(t0)
+
+    from openwit.trainer.checkpoint import resolve
+    report = os.path.join(layout.report_dir(dataset), "report.html")
+    print(f"\ndemo done in {time.time() - start:.0f} s. Made, under {out}:\n"
+          f"  queries/      the query list (queries.parquet, queries.txt, summary.json)\n"
+          f"  inputs/       the site (www/), its crawl ({os.path.basename(warc)}), the Wikipedia dump\n"
+          f"  dataset/      shards 00000.tar … (+ .parquet, _stats.json), candidates/, tokenizer.json, report/\n"
+          f"  run/          the trained {train.MODEL} (checkpoints/, metrics.jsonl)\n"
+          f"Open first: {report}\n"
+          f"checkpoint: {resolve(run)} (step {result.get('step', '?')}, loss {result.get('loss', float('nan')):.3f})\n"
+          + train.table(results))
     return 0
 
 

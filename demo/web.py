@@ -1,138 +1,107 @@
-"""The demo's little web: generated images and captions served from a loopback HTTP server.
+"""The demo's internet: one HTTP forward proxy on 127.0.0.1 that answers for the demo's made-up hosts.
 
-Everything is made here, offline and deterministically: drawn shapes (Pillow) and crops of the
-photo matplotlib ships (grace_hopper.jpg), each with a caption that mentions WordNet words, plus a
-few broken URLs (404, an HTML page posing as a JPEG, a truncated JPEG) so the report shows failures.
+The crawl (crawl.py) and `openwit-build --proxy` ask it for absolute URLs, as any client asks a
+proxy; it serves `root/<host>/<path>` (the files site.py wrote) with these behaviours:
+
+  /members/...   X-Robots-Tag: noai (the owner opts the pictures out of AI datasets)
+  /slow/...      no answer until the server stops (the downloader's deadline must end it)
+  /error/...     500 Internal Server Error
+  /go/NAME       302 to http://169.254.169.254/latest/meta-data/NAME (a cloud metadata address)
+  unknown host   502 Bad Gateway, as a proxy whose name lookup failed answers
+  missing file   404
+
+Because the proxy resolves the names, `openwit-build` runs without `--allow-private-addresses`:
+its private-address guard stays on and refuses the literal private IPs on the pages. Responses
+carry a fixed Date, so a crawl of the same files gives the same bytes.
 """
 from __future__ import annotations
 
-import functools
-import http.server
-import io
 import os
 import threading
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-from PIL import Image, ImageDraw
-
-from openwit.common.hashing import blake_u64
-
-COLORS = {"red": (200, 30, 30), "green": (30, 160, 60), "blue": (40, 70, 200), "yellow": (230, 200, 20),
-          "orange": (240, 130, 20), "purple": (120, 40, 160), "black": (10, 10, 10), "brown": (120, 70, 30)}
-BACKGROUNDS = {"white": (250, 250, 250), "grey": (128, 128, 128), "pink": (250, 190, 200), "sand": (220, 200, 150)}
-SHAPES = ["circle", "square", "triangle", "star", "ellipse", "rectangle", "cross", "diamond"]
-PORTRAIT_CAPTIONS = [
-    "Portrait of Grace Hopper, computer scientist and naval officer, in uniform",
-    "Grace Hopper photographed in her navy uniform with a medal",
-    "Black and white style portrait of a woman in a uniform",
-    "Detail of an official portrait photograph: face and collar",
-]
+CRAWL_DATE = "Mon, 15 Jan 2024 12:00:00 GMT"
+_TYPES = {".html": "text/html", ".jpg": "image/jpeg", ".png": "image/png", ".gif": "image/gif", ".txt": "text/plain"}
+_SLOW_LIMIT_S = 120  # a slow answer never outlives this, whatever the client does
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int], fill) -> None:
-    x0, y0, x1, y1 = box
-    cx, cy, r = (x0 + x1) // 2, (y0 + y1) // 2, (x1 - x0) // 2
-    if shape == "circle":
-        draw.ellipse(box, fill=fill)
-    elif shape == "ellipse":
-        draw.ellipse((x0, y0 + r // 2, x1, y1 - r // 2), fill=fill)
-    elif shape in ("square", "rectangle"):
-        draw.rectangle(box if shape == "square" else (x0, y0 + r // 3, x1, y1 - r // 3), fill=fill)
-    elif shape == "triangle":
-        draw.polygon([(cx, y0), (x1, y1), (x0, y1)], fill=fill)
-    elif shape == "diamond":
-        draw.polygon([(cx, y0), (x1, cy), (cx, y1), (x0, cy)], fill=fill)
-    elif shape == "cross":
-        w = r // 3
-        draw.rectangle((cx - w, y0, cx + w, y1), fill=fill)
-        draw.rectangle((x0, cy - w, x1, cy + w), fill=fill)
-    else:  # star
-        import math
-        pts = [(cx + (r if i % 2 == 0 else r // 2.5) * math.sin(i * math.pi / 5),
-                cy - (r if i % 2 == 0 else r // 2.5) * math.cos(i * math.pi / 5)) for i in range(10)]
-        draw.polygon(pts, fill=fill)
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_Server"
 
-
-def shape_image(i: int) -> tuple[bytes, str]:
-    """The i-th drawn image (JPEG bytes) and its caption; sizes and aspect ratios vary."""
-    h = blake_u64("demo-shape", i)
-    shape = SHAPES[h % len(SHAPES)]
-    color = list(COLORS)[(h >> 8) % len(COLORS)]
-    bg = list(BACKGROUNDS)[(h >> 16) % len(BACKGROUNDS)]
-    w, hgt = 160 + (h >> 24) % 480, 160 + (h >> 34) % 320
-    img = Image.new("RGB", (w, hgt), BACKGROUNDS[bg])
-    side = min(w, hgt) * 3 // 4
-    x0, y0 = (w - side) // 2, (hgt - side) // 2
-    _draw_shape(ImageDraw.Draw(img), shape, (x0, y0, x0 + side, y0 + side), COLORS[color])
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    caption = f"A {color} {shape} drawn on a {bg} background"
-    return buf.getvalue(), caption
-
-
-def portrait_images() -> list[tuple[bytes, str]]:
-    """Crops of matplotlib's sample photo (shipped inside the matplotlib wheel)."""
-    import matplotlib
-    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    if not path.exists():
-        return []
-    photo = Image.open(path).convert("RGB")
-    W, H = photo.size
-    boxes = [(0, 0, W, H), (0, 0, W, H * 2 // 3), (W // 6, H // 10, W * 5 // 6, H * 3 // 5), (W // 4, H // 8, W * 3 // 4, H // 2)]
-    out = []
-    for box, caption in zip(boxes, PORTRAIT_CAPTIONS):
-        buf = io.BytesIO()
-        photo.crop(box).save(buf, "JPEG", quality=90)
-        out.append((buf.getvalue(), caption))
-    return out
-
-
-def write_site(root: str, n_shapes: int = 240) -> list[tuple[str, str]]:
-    """Write the demo's files under `root`; return (path under root, caption) pairs, broken ones included."""
-    os.makedirs(root, exist_ok=True)
-    items = [shape_image(i) for i in range(n_shapes)] + portrait_images()
-    pairs = []
-    for i, (data, caption) in enumerate(items):
-        name = f"img/{i:05d}.jpg"
-        os.makedirs(os.path.join(root, "img"), exist_ok=True)
-        Path(root, name).write_bytes(data)
-        pairs.append((name, caption))
-    # Broken on purpose, so the report shows failure reasons.
-    Path(root, "img/not-really.jpg").write_bytes(b"<html><body>This is a web page, not a picture</body></html>")
-    Path(root, "img/truncated.jpg").write_bytes(items[0][0][: len(items[0][0]) // 3])
-    pairs += [("img/not-really.jpg", "A red circle that is actually a web page"),
-              ("img/truncated.jpg", "A green square cut short by a broken transfer"),
-              ("img/missing.jpg", "A blue triangle that was deleted from the server")]
-    return pairs
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:  # the demo prints its own progress
         pass
 
+    def date_time_string(self, timestamp=None) -> str:
+        return CRAWL_DATE
 
-class SiteServer:
-    """A threaded HTTP server on 127.0.0.1 serving `root`; a context manager."""
+    def version_string(self) -> str:
+        return "openwit-demo-web/1.0"
+
+    def _send(self, status: int, body: bytes, ctype: str, headers: tuple = ()) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        try:
+            self._route()
+        except OSError:  # the client went away
+            self.close_connection = True
+
+    def _route(self) -> None:
+        url = urlsplit(self.path)
+        if url.scheme != "http" or not url.hostname:
+            return self._send(400, b"this is the demo's proxy: ask for absolute http:// URLs", "text/plain")
+        host, path = url.hostname, unquote(url.path) or "/"
+        root = self.server.root
+        if not os.path.isdir(os.path.join(root, host)):
+            return self._send(502, f"cannot resolve {host}".encode(), "text/plain")
+        if path.startswith("/slow/"):
+            self.server.stopping.wait(_SLOW_LIMIT_S)
+            self.close_connection = True
+            return None
+        if path.startswith("/error/"):
+            return self._send(500, b"internal server error", "text/plain")
+        if path.startswith("/go/"):
+            target = "http://169.254.169.254/latest/meta-data/" + path[len("/go/"):]
+            return self._send(302, b"", "text/plain", (("Location", target),))
+        parts = [p for p in path.split("/") if p]
+        file = os.path.join(root, host, *parts)
+        if ".." in parts or not os.path.isfile(file):
+            return self._send(404, b"not found", "text/plain")
+        with open(file, "rb") as f:
+            body = f.read()
+        headers = (("X-Robots-Tag", "noai"),) if path.startswith("/members/") else ()
+        self._send(200, body, _TYPES.get(os.path.splitext(file)[1].lower(), "application/octet-stream"), headers)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+
+class DemoWeb:
+    """The proxy over the files under `root`; a context manager. `proxy` is its URL."""
 
     def __init__(self, root: str):
-        handler = functools.partial(_QuietHandler, directory=root)
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.httpd = _Server(("127.0.0.1", 0), _Handler)
+        self.httpd.root = root
+        self.httpd.stopping = threading.Event()
+        self.proxy = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
 
-    def __enter__(self) -> "SiteServer":
-        self.thread.start()
+    def __enter__(self) -> "DemoWeb":
+        self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.httpd.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-def write_caption_table(path: str, base_url: str, pairs: list[tuple[str, str]]) -> str:
-    """An img2dataset-style url+caption Parquet table (columns `url`, `caption`)."""
-    table = pa.table({"url": [base_url + p for p, _ in pairs], "caption": [c for _, c in pairs]})
-    pq.write_table(table, path)
-    return path
+        self._thread.join(timeout=5)

@@ -1,41 +1,75 @@
-"""`make demo` end to end: every stage on generated data, offline (the default run's full path)."""
+"""`make demo` end to end on a small site (the default run's every step, fewer pictures, one epoch),
+the site's failure accounting, the crawl's determinism, and the folder-safety rules."""
 import json
 import os
+import re
 import subprocess
 import tarfile
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from openwit.demo import crawl, site, web
 from openwit.demo import run as demo
+from openwit.pipeline.extract import extract_file
+
+FETCH_FAILURES = {"opt_out_noai", "timeout", "http_404", "http_500", "http_502", "private_address", "not_an_image"}
 
 
 def test_demo_runs_the_whole_road(tmp_path, wordnet_dir, capsys):
     out = tmp_path / "demo"
-    assert demo.main(["--out", str(out), "--wordnet-dir", str(wordnet_dir)]) == 0
+    assert demo.main(["--out", str(out), "--wordnet-dir", str(wordnet_dir), "--pictures", "90", "--epochs", "1",
+                      "--held-out-per-class", "3", "--samples-per-shard", "40"]) == 0
+    printed = capsys.readouterr().out
     summary = json.loads((out / "queries" / "summary.json").read_text())
     assert set(summary["entries_per_source"]) >= {"numeral", "wordnet", "unigram", "bigram", "title"}
 
+    # the crawl: a WARC the pipeline reads, holding every page of the site
+    pages = site.write_site(str(tmp_path / "again"), 90)
+    warc = out / "inputs" / "crawl.warc.gz"
+    assert {r["page_url"] for r, _ in extract_file(str(warc)) if r} == set(pages.pages)
+
+    # every <img> ended as the site says: dropped at extraction, a duplicate, failed, or in a shard
     dataset = out / "dataset"
-    rows = [r for f in sorted(dataset.glob("[0-9]" * 5 + ".parquet")) for r in pq.read_table(f).to_pylist()]
-    by_url = {r["url"].rsplit("/", 1)[1]: r for r in rows}
-    # the three broken-on-purpose URLs end with their own reasons, the rest succeed
-    assert by_url["missing.jpg"]["status"] == "failed_to_download" and "404" in by_url["missing.jpg"]["error_message"]
-    assert by_url["not-really.jpg"]["error_message"].startswith("not_an_image")
-    assert by_url["truncated.jpg"]["status"] == "failed_to_resize"
-    ok = [r for r in rows if r["status"] == "success"]
-    assert len(ok) == len(rows) - 3 and len(ok) > 100
-    # every success is in a tar with its caption, and the tokenizer + loader consumed them
+    counts = json.loads((dataset / "candidate_counts.json").read_text())
+    expect = Counter(i.expect for i in pages.images)
+    assert counts["extract_drops"] == {k: expect[k] for k in ("no_text", "data_uri", "bad_scheme", "filename_like")}
+    assert counts["duplicates"] == expect["duplicate"] and counts["balanced_out"] == 0
+    rows = {r["url"]: r for f in sorted(dataset.glob("[0-9]" * 5 + ".parquet")) for r in pq.read_table(f).to_pylist()}
+    for img in pages.images:
+        if img.expect == "ok":
+            assert rows[img.url]["status"] == "success", rows[img.url]
+        elif img.expect in FETCH_FAILURES:
+            assert rows[img.url]["status"] == "failed_to_download", rows[img.url]
+            assert rows[img.url]["error_message"].startswith(img.expect), rows[img.url]
+        elif img.expect in ("failed_to_resize", "filtered"):
+            assert rows[img.url]["status"] == img.expect, rows[img.url]
+    assert sum(r["status"] == "success" for r in rows.values()) == expect["ok"]
     with tarfile.open(dataset / "00000.tar") as tar:
         names = tar.getnames()
     assert names and all(n.split(".", 1)[1] in ("jpg", "txt", "json") for n in names)
     assert (dataset / "tokenizer.json").exists() and (dataset / "report" / "report.html").exists()
-    assert "batches: images (16, 3, 128, 128)" in capsys.readouterr().out
-    # the report marks the cap the demo balanced with (OUT/queries_meta.json), not the 20,000 default
-    report = json.loads((dataset / "report" / "stats.json").read_text())
-    assert report["queries"]["t"] == 20 and report["queries"]["balance"]["entries_head"] > 0
+
+    # trained, evaluated, and the last lines say what to open first and where the checkpoint is
+    tail = printed[printed.index("demo done in"):]
+    assert f"Open first: {dataset / 'report' / 'report.html'}\n" in tail and os.path.isabs(str(dataset))
+    checkpoint = re.search(r"checkpoint: (\S+) \(step (\d+)", tail)
+    assert Path(checkpoint.group(1)).is_file() and checkpoint.group(2) == "2"  # 80 of 115 samples, batch 64
+    for task, classes in (("shape", 6), ("colour", 6)):
+        assert re.search(rf"{task} +{classes} +{3 * classes} +[\d.]+% +16\.7%", tail), tail
+    assert re.search(r"image → text +R@1 +[\d.]+% +R@5", tail)
     assert (out / demo.MARKER).is_file()  # a later run may clear this folder
+
+
+def test_site_and_crawl_are_deterministic(tmp_path):
+    warcs = []
+    for name in ("a", "b"):
+        pages = site.write_site(str(tmp_path / name / "www"), 35)
+        with web.DemoWeb(str(tmp_path / name / "www")) as net:
+            warcs.append(Path(crawl.crawl_to_warc(net.proxy, pages.pages, str(tmp_path / name / "crawl.warc.gz"))).read_bytes())
+    assert warcs[0] == warcs[1] and len(pages.pages) == 4  # 2 gallery pages, the museum, the odd ones
 
 
 def test_demo_out_is_only_cleared_when_an_earlier_demo_wrote_it(tmp_path, capsys):
