@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import tempfile
 from collections import Counter
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
