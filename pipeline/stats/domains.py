@@ -10,7 +10,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_HOST = r"^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^@/?#]*@)?(?P<host>\[[^\]]*\]|[^:/?#]*)"
 NO_HOST = "(no host)"
 ROBOTS = ("robots_txt",)  # robots.txt disallowed
 X_ROBOTS_PREFIX = "opt_out_"  # X-Robots-Tag noai, noimageai, noindex, ... (fetch.rules.OPT_OUT_DIRECTIVES)
@@ -20,10 +19,18 @@ _SUMS = ("attempted", "successes", "robots_txt", "x_robots_tag")
 
 
 def hosts(url: pa.Array) -> pa.Array:
-    """Each URL's host, lowercased, `www.` dropped; "(no host)" where there is none."""
-    host = pc.struct_field(pc.extract_regex(pc.fill_null(url, ""), _HOST), "host")
+    """Each URL's host, lowercased, `www.` dropped; "(no host)" where there is none.
+
+    `scheme://authority/…` split at "/" (cheap), then the user and port cut from the authority."""
+    padded = pc.binary_join_element_wise(pc.fill_null(url, ""), "///", "")  # ≥ 4 parts, always
+    parts = pc.split_pattern(padded, "/", max_splits=3)
+    has_authority = pc.and_(pc.ends_with(pc.list_element(parts, 0), ":"),
+                            pc.equal(pc.list_element(parts, 1), ""))
+    authority = pc.list_element(parts, 2)
+    host = pc.replace_substring_regex(authority, r"[?#].*$|^[^@]*@|:\d*$", "")
     host = pc.replace_substring_regex(pc.utf8_lower(host), r"^www\d*\.", "")
-    host = pc.if_else(pc.equal(pc.fill_null(host, ""), ""), NO_HOST, host)
+    host = pc.if_else(pc.and_(pc.fill_null(has_authority, False), pc.not_equal(pc.fill_null(host, ""), "")),
+                      host, NO_HOST)
     return pc.fill_null(host, NO_HOST)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from openwit.common import layout
@@ -79,13 +80,14 @@ def query_sources(out_dir: str, table) -> tuple[list[str], np.ndarray]:
         return [], np.zeros(0, dtype=np.int64)
     n = table.num_rows
     ids = _col(table, "query_id", np.arange(n))
-    sources = table.column("source").to_pylist() if "source" in table.column_names else None
-    if sources is None:
-        sources = _list_sources(out_dir, n)
-    names = sorted({s for s in sources if s}, key=lambda s: (SOURCE_ORDER.index(s) if s in SOURCE_ORDER
-                                                              else len(SOURCE_ORDER), s))
-    code_of = {name: i for i, name in enumerate(names)}
-    codes = np.array([code_of.get(s, -1) for s in sources], dtype=np.int64)
+    sources = table.column("source") if "source" in table.column_names else pa.array(_list_sources(out_dir, n),
+                                                                                         pa.string())
+    encoded = pc.dictionary_encode(sources.combine_chunks() if isinstance(sources, pa.ChunkedArray) else sources)
+    found = encoded.dictionary.to_pylist()
+    names = sorted({s for s in found if s}, key=lambda s: (SOURCE_ORDER.index(s) if s in SOURCE_ORDER
+                                                           else len(SOURCE_ORDER), s))
+    remap = np.array([names.index(s) if s else -1 for s in found] + [-1], dtype=np.int64)  # last: null
+    codes = remap[pc.fill_null(encoded.indices, len(found)).to_numpy(zero_copy_only=False).astype(np.int64)]
     by_id = np.full(int(ids.max()) + 1 if n else 0, -1, dtype=np.int64)
     by_id[ids[ids >= 0]] = codes[ids >= 0]
     return names, by_id
