@@ -11,7 +11,8 @@ should give it, so a test can check the accounting. What the pages hold, as real
 - a museum page in windows-1252 (declared only in a `<meta>`): photos shipped inside matplotlib;
 - a blog page of odd ones: opted out (`X-Robots-Tag: noai`, see web.py), slow, deleted (404),
   failing (500), a host that does not exist, private addresses (literal and behind a redirect),
-  an HTML page and a truncated JPEG posing as pictures, a 1×1 counter pixel.
+  an HTML page and a truncated JPEG posing as pictures, a 1×1 counter pixel, alt texts that match
+  no (English) query.
 """
 from __future__ import annotations
 
@@ -139,12 +140,15 @@ def _odd_ones(root: str) -> tuple[str, list[Img]]:
         ("/img/cut-short.jpg", f"http://{BLOG}/img/cut-short.jpg", "failed_to_resize",
          extra[6][0][: len(extra[6][0]) // 3]),
         ("/img/counter.gif", f"http://{BLOG}/img/counter.gif", "filtered", _pixel()),
+        ("/img/rating.png", f"http://{BLOG}/img/rating.png", "no_match", None),  # no English query in these
+        ("/img/zukei.jpg", f"http://{BLOG}/img/zukei.jpg", "no_match", None),
     ]
     alts = [extra[k][1] for k in range(4)] + [
         "A blue circle, slow to load", "A green square that was deleted", "A yellow star on a busy server",
         "A red square on an old server", "Webcam snapshot of a red square on the office wall",
         "An orange circle at sunset (redirect)", "A red circle that is actually a web page",
-        "A green triangle cut short by a broken transfer", "Blue square visitor counter"]
+        "A green triangle cut short by a broken transfer", "Blue square visitor counter",
+        "\u2605\u2605\u2605\u2605\u2606", "\u56f3\u5f62\u306e\u30b5\u30f3\u30d7\u30eb"]
     body, images = ["<h1>Odd ones</h1>", "<p>Pictures that did not make it into the dataset.</p>"], []
     for (src, url, expect, data), alt in zip(cases, alts):
         if data is not None:

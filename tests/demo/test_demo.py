@@ -36,7 +36,8 @@ def test_demo_runs_the_whole_road(tmp_path, wordnet_dir, capsys):
     counts = json.loads((dataset / "candidate_counts.json").read_text())
     expect = Counter(i.expect for i in pages.images)
     assert counts["extract_drops"] == {k: expect[k] for k in ("no_text", "data_uri", "bad_scheme", "filename_like")}
-    assert counts["duplicates"] == expect["duplicate"] and counts["balanced_out"] == 0
+    assert counts["duplicates"] == expect["duplicate"] and counts["no_match"] == expect["no_match"] == 2
+    assert counts["balanced_out"] == 0
     rows = {r["url"]: r for f in sorted(dataset.glob("[0-9]" * 5 + ".parquet")) for r in pq.read_table(f).to_pylist()}
     for img in pages.images:
         if img.expect == "ok":
