@@ -117,48 +117,66 @@ def add_shard_flags(parser: argparse.ArgumentParser, seed: bool = True) -> None:
     g.add_argument("--samples-per-shard", type=int, default=DEFAULT_SAMPLES_PER_SHARD, metavar="N",
                    help=f"candidates per shard (default {DEFAULT_SAMPLES_PER_SHARD})")
     if seed:
-        g.add_argument("--seed", type=int, default=0, help="seed of the shard placement (default 0)")
-    g.add_argument("--image-size", type=int, metavar="PX", help="target size (default 256)")
+        g.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the shard placement (default 0)")
+    g.add_argument("--image-size", type=int, metavar="PX", help="side of the stored images in pixels (default 256)")
     g.add_argument("--resize-mode", choices=RESIZE_MODES,
-                   help="as img2dataset (default border)")
+                   help="how images reach --image-size, as in img2dataset: border fits the image and pads it "
+                        "white to a square, center_crop fills the square, keep_ratio sets the smaller side, "
+                        "keep_ratio_largest the larger side, no keeps the size (default border)")
     g.add_argument("--resize-only-if-bigger", action="store_true", default=None,
-                   help="never upscale small images")
-    g.add_argument("--output-format", choices=list(OUTPUT_FORMATS), help="(default jpg)")
-    g.add_argument("--quality", type=int, metavar="Q", help="jpg/webp quality (default 95)")
-    g.add_argument("--min-image-size", type=int, metavar="PX", help="filter: smaller side below PX (default 0)")
-    g.add_argument("--max-aspect-ratio", type=float, metavar="R", help="filter: longer/shorter side above R (default inf)")
-    g.add_argument("--max-image-area", type=float, metavar="PX", help="filter: original width×height above PX (default inf)")
+                   help="never upscale small images (default: upscale them to --image-size)")
+    g.add_argument("--output-format", choices=list(OUTPUT_FORMATS), help="file format of the stored images (default jpg)")
+    g.add_argument("--quality", type=int, metavar="Q", help="jpg/webp encoding quality, 1-100 (default 95)")
+    g.add_argument("--min-image-size", type=int, metavar="PX", help="leave out images whose smaller side is below PX (default 0: keep all)")
+    g.add_argument("--max-aspect-ratio", type=float, metavar="R", help="leave out images whose longer side is more than R times the shorter (default: no limit)")
+    g.add_argument("--max-image-area", type=float, metavar="PX", help="leave out images of more than PX pixels (width×height) (default: no limit)")
     g.add_argument("--max-image-pixels", type=int, metavar="N",
-                   help="decompression-bomb guard: refuse images with more pixels (default 89478485)")
+                   help="decompression-bomb guard: images with more pixels fail before they are decoded "
+                        "(default 89478485, Pillow's limit)")
     g.add_argument("--user-agent-token", metavar="T",
-                   help="your crawler's token: in the User-Agent and for `ua:`-scoped X-Robots-Tag directives")
-    g.add_argument("--proxy", metavar="URL", help="HTTP proxy (default: HTTP(S)_PROXY from the environment)")
+                   help="your crawler's name T: the User-Agent becomes openwit/VERSION (+URL; compatible; T) and "
+                        "`T:`-scoped X-Robots-Tag directives apply too (default: none; unscoped and `openwit:`-scoped "
+                        "directives always apply)")
+    g.add_argument("--proxy", metavar="URL",
+                   help="HTTP proxy for every download; the proxy then resolves host names (default: "
+                        "HTTP_PROXY / HTTPS_PROXY from the environment, else none)")
     g.add_argument("--allow-private-addresses", action="store_true", default=None,
-                   help="allow URLs resolving to private/loopback/link-local addresses (tests, intranets)")
-    g.add_argument("--timeout", type=float, metavar="S", help="total seconds per download attempt (default 20)")
+                   help="allow URLs that resolve to private, loopback or link-local addresses, for tests and "
+                        "intranets (default: refused as private_address)")
+    g.add_argument("--timeout", type=float, metavar="S",
+                   help="total seconds per download attempt, redirects included (default 20)")
     g.add_argument("--read-timeout", type=float, metavar="S",
                    help="longest gap between body chunks, the trickle guard (default 10)")
-    g.add_argument("--connect-timeout", type=float, metavar="S", help="(default 5)")
-    g.add_argument("--max-bytes", type=int, metavar="N", help="larger bodies fail as too_large (default 20000000)")
+    g.add_argument("--connect-timeout", type=float, metavar="S", help="seconds to open a connection (default 5)")
+    g.add_argument("--max-bytes", type=int, metavar="N",
+                   help="downloads larger than N bytes fail as too_large without being read (default 20000000)")
     g.add_argument("--retries", type=int, metavar="N",
                    help="extra attempts on timeouts, connection errors, 408, 429, 5xx (default 2)")
     g.add_argument("--concurrency", type=int, metavar="N", help="downloads in flight per shard worker (default 64)")
-    g.add_argument("--per-host-connections", type=int, metavar="N", help="connections per host (default 4)")
-    g.add_argument("--per-host-rps", type=float, metavar="R", help="requests/s per host, 0 = unlimited (default 0)")
-    g.add_argument("--max-redirects", type=int, metavar="N", help="(default 5)")
+    g.add_argument("--per-host-connections", type=int, metavar="N",
+                   help="open connections per host, per shard worker (default 4)")
+    g.add_argument("--per-host-rps", type=float, metavar="R",
+                   help="requests per second per host, per shard worker (default 0: unlimited)")
+    g.add_argument("--max-redirects", type=int, metavar="N",
+                   help="redirects followed per download, each checked again (default 5)")
     g.add_argument("--robots-txt", action="store_true", default=None,
-                   help="also check each host's robots.txt (cached per host)")
+                   help="also check each host's robots.txt, fetched once per host (default: not checked)")
     g.add_argument("--ignore-x-robots-tag", dest="respect_x_robots_tag", action="store_false", default=None,
-                   help="do not honour X-Robots-Tag noai/noimageai/noindex/noimageindex (default: honoured)")
+                   help="download images even when their X-Robots-Tag says noai, noimageai, noindex, "
+                        "noimageindex or none (default: such images are opted out)")
     g.add_argument("--decode-margin", type=int, choices=range(0, 9), metavar="M",
                    help="JPEGs are decoded at ≥ M × the target size by DCT scaling, then area-resampled: "
                         "2 is within 1/255 of a full decode, 1 decodes ~1.5× faster at ~2-3/255, "
                         "0 always decodes every pixel (default 2)")
     g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="image worker processes that decode/resize while one event loop downloads "
-                        "(default: every usable core on a local runner, 1 on Dataflow; 1 = in this process)")
+                   help="image worker processes per shard worker that decode and resize while the downloads "
+                        "go on (default: one per usable core on a local run, 1 on Dataflow; 1 decodes in the "
+                        "shard worker itself)")
     g.add_argument("--image-threads", type=int, default=0, metavar="N",
-                   help="decode/resize threads with --workers 1 (default: cores)")
-    g.add_argument("--dedup-sha256", action="store_true", help="drop exact duplicate images (same sha256) across the run")
+                   help="decode/resize threads with --workers 1 (default: one per core)")
+    g.add_argument("--dedup-sha256", action="store_true",
+                   help="mark exact duplicate images (same sha256) across the run as filtered, keeping the first "
+                        "(default: keep duplicates)")
     g.add_argument("--retry-failed", action="store_true",
-                   help="re-fetch failed_to_download samples of committed shards")
+                   help="download the failed_to_download samples of already committed shards again and rewrite "
+                        "those shards (default: committed shards are kept as they are)")
