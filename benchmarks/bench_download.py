@@ -1,14 +1,19 @@
 """Download + resize speed: openwit's shard stage vs img2dataset 1.47 on the same loopback URLs.
 
-One script, one machine, one run each, same input: N distinct URLs (the real photos in
-../shared/data/images replicated with distinct query strings) served by tests/loopback_server.py in
-its own process; 256 px, border resize, JPEG q95, webdataset output, 1,000 samples per shard.
-Wall time includes each tool's start-up. Prints images/s and the ratio. With --repeat R the two
-tools run alternately R times (fresh output folders) and the medians are compared, so that a
-burst of other load on a small shared box does not decide the ratio; every run is printed.
+One script, one machine, same input: N distinct URLs (the real photos in ../shared/data/images,
+by default re-encoded as web-sized JPEGs of 640…1600 px, replicated with distinct query strings)
+served by tests/loopback_server.py in its own process; 256 px keep_ratio, JPEG q95, webdataset
+output, 250 samples per shard (issue 11's workload). Per run: wall time with start-up and exit,
+CPU-seconds of the tool's whole process tree (and of its first process alone), cores used, the
+load average before it; for openwit also its start-up, exit and steady-state rate (from
+OUT/timing/). With --repeat R the tools alternate R times (fresh output folders) and the medians
+are compared, so that a burst of other load on a small shared box does not decide the ratio.
+`--tools openwit-1core,openwit` compares openwit pinned to one core (`taskset -c 0`) with openwit
+on every core: the parallel efficiency.
 
-    benchmarks/.venv-img2dataset/bin/pip install img2dataset==1.47.0   # once (own venv)
-    .venv/bin/python benchmarks/bench_download.py [--n 2000] [--photo-size 1600] [--repeat 3]
+    python3 -m venv benchmarks/.venv-img2dataset && benchmarks/.venv-img2dataset/bin/pip install img2dataset==1.47.0
+    .venv/bin/python benchmarks/bench_download.py [--repeat 3] [--photo-size web|1600|0] [--slow-every 20]
+        [--tools img2dataset,openwit] [--openwit-args '--decode-margin 1'] [--n 2000]
 """
 from __future__ import annotations
 

@@ -122,16 +122,31 @@ def test_rerun_skips_and_is_byte_identical(built):
     assert {p: p.stat().st_mtime_ns for p in out.glob("0*")} == mtimes  # skipped, not rewritten
 
 
-def test_same_bytes_with_one_process_and_with_worker_processes(server, tmp_path):
-    """Decoding in this process or in 1 or 3 worker processes: the same shard bytes (the routes whose
-    answer depends on how often they were asked, /flaky/..., are left out)."""
+def _stateless_candidates(server, tmp_path: Path) -> str:
+    """The routes whose answer does not depend on how often they were asked (no /flaky/...)."""
     stateless = [p for p in server.image_paths() + list(BAD) if "/flaky/" not in p]
-    cands = _write_candidates(tmp_path / "cands.parquet", [server.url(p) for p in stateless])
+    return _write_candidates(tmp_path / "cands.parquet", [server.url(p) for p in stateless])
+
+
+def test_same_bytes_with_one_process_and_with_worker_processes(server, tmp_path):
+    """Decoding in this process or in 3 worker processes: the same shard bytes."""
+    cands = _stateless_candidates(server, tmp_path)
     digests = []
     for workers in ("1", "3"):
         assert main(_flags(tmp_path / workers, cands, "--no-report", workers=workers)) == 0
         digests.append(_digest(tmp_path / workers))
     assert digests[0] == digests[1] and len(digests[0]) == 3 * 5  # 38 samples, 8 per shard
+
+
+@pytest.mark.slow
+def test_same_bytes_with_beam_worker_processes_each_with_image_workers(server, tmp_path):
+    """Beam's multi-processing mode (several SDK worker processes, each with its own image worker
+    pool: the recommended setting for many cores) writes the same shards as one process."""
+    cands = _stateless_candidates(server, tmp_path)
+    assert main(_flags(tmp_path / "one", cands, "--no-report", workers="1")) == 0
+    assert main(_flags(tmp_path / "many", cands, "--no-report", "--direct_num_workers", "2",
+                       "--direct_running_mode", "multi_processing")) == 0
+    assert _digest(tmp_path / "many") == _digest(tmp_path / "one")
 
 
 def test_decode_margin_is_in_the_fingerprint(built, capsys):

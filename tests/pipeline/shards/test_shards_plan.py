@@ -140,3 +140,26 @@ def test_stale_temps_removed_and_killed_write_leaves_no_final_name(tmp_path):
             f.write(b"half")
             raise Boom()
     assert not (tmp_path / "00005.tar").exists()
+
+
+def test_image_workers_default_to_the_usable_cores(monkeypatch):
+    import argparse
+
+    from openwit.pipeline.shards import config, stage
+
+    monkeypatch.setattr(config.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
+    ns = lambda **kw: argparse.Namespace(out="o", **kw)  # noqa: E731
+    assert config.shard_config(ns(), local=True).workers == 8  # taskset / cgroup CPU set honoured
+    assert config.shard_config(ns(), local=False).workers == 1  # Dataflow: one SDK process per vCPU
+    assert config.shard_config(ns(workers=3), local=False).workers == 3
+    assert config.shard_config(ns(workers=0), local=True).workers == 8  # 0 = the default
+    assert config.shard_config(ns(), local=True, local_processes=3).workers == 2
+    with pytest.raises(Exception, match="--workers"):
+        config.shard_config(ns(workers=-1), local=True)
+    # Beam's own local parallelism shares the cores: one image pool per SDK worker process/thread
+    assert stage.local_shard_workers(pipeline_options([])) == 1
+    assert stage.local_shard_workers(pipeline_options(
+        ["--direct_num_workers", "4", "--direct_running_mode", "multi_processing"])) == 4
+    assert stage.local_shard_workers(pipeline_options(
+        ["--direct_num_workers", "0", "--direct_running_mode", "multi_threading"])) == 8
+    assert config.ShardConfig(out="o", fetch=None, image=None, workers=4).worker_threads == 4
