@@ -113,8 +113,12 @@ class ImagePool:
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
-        for _ in range(processes):
-            self._add()
+        try:
+            for _ in range(processes):
+                self._add()
+        except BaseException:
+            self.close()
+            raise
 
     def _add(self) -> _Worker:
         worker = _Worker(self._frame)

@@ -10,6 +10,7 @@ written through `shard_writer` and its Future yields the stats. Each sample is r
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -63,12 +64,18 @@ class ShardBuilder:
 
         raise_pillow_limit(cfg.image)  # before the threads start: Pillow's own bomb limit is process-wide
         self.cfg = cfg
-        self._pool = ImagePool(cfg.image, cfg.workers) if cfg.workers > 1 else None
+        self._pool = None
+        if cfg.workers > 1:
+            try:
+                self._pool = ImagePool(cfg.image, cfg.workers)
+            except OSError as e:  # no usable interpreter to start (embedded Python, fd limits, ...)
+                log.warning("image worker processes could not start (%s): decoding in this process", e)
         if self._pool is not None:
             self._process_image = lambda raw, _settings: self._pool.process(raw)
         else:
             self._process_image = process_image
-        self._executor = ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="openwit-image")
+        threads = (cfg if self._pool is not None else dataclasses.replace(cfg, workers=1)).worker_threads
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="openwit-image")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="openwit-write")
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="openwit-fetch-loop", daemon=True)

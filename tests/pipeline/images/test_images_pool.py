@@ -70,3 +70,17 @@ def _alive(pid: int) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_builder_decodes_in_process_when_workers_cannot_start(monkeypatch, raws):
+    from openwit.pipeline.shards import ShardConfig
+    from openwit.pipeline.shards.builder import ShardBuilder
+    from openwit.pipeline.fetch import FetchSettings
+
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    settings = ImageSettings(image_size=32)
+    builder = ShardBuilder(ShardConfig(out="unused", fetch=FetchSettings(), image=settings, workers=2))
+    try:
+        assert builder._pool is None and builder._image(raws[0]) == process_image(raws[0], settings)
+    finally:
+        builder.close()
