@@ -98,11 +98,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="demo-out",
                     help=f"output folder, made fresh (deleted first only when an earlier demo wrote it: {MARKER})")
     ap.add_argument("--wordnet-dir", default=os.environ.get("OPENWIT_WORDNET_DIR", "/usr/share/wordnet"))
-    ap.add_argument("--pictures", type=int, default=1200, help="drawn pictures on the site (default 1200)")
+    ap.add_argument("--pictures", type=int, default=2000, help="drawn pictures on the site (default 2000)")
     ap.add_argument("--max-per-query", type=int, default=150,
                     help="balancing cap t for the demo's small pool (CLIP/MetaCLIP: 20,000) (default 150)")
     ap.add_argument("--samples-per-shard", type=int, default=200, help="(default 200)")
-    ap.add_argument("--epochs", type=int, default=15, help="training epochs (default 15: ~3 minutes on 2 cores)")
+    ap.add_argument("--epochs", type=int, default=12, help="training epochs (default 12: ~4 minutes on 2 cores)")
     ap.add_argument("--held-out-per-class", type=int, default=30, help="zero-shot pictures per class (default 30)")
     args = ap.parse_args(argv)
     if args.pictures < 1 or args.epochs < 1 or args.held_out_per_class < 1:
