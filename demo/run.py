@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-per-query", type=int, default=150,
                     help="balancing cap t for the demo's small pool (CLIP/MetaCLIP: 20,000) (default 150)")
     ap.add_argument("--samples-per-shard", type=int, default=200, help="(default 200)")
-    ap.add_argument("--epochs", type=int, default=12, help="training epochs (default 12: ~4 minutes on 2 cores)")
+    ap.add_argument("--epochs", type=int, default=12, help="training epochs (default 12: ~2.5 minutes on 2 quiet cores)")
     ap.add_argument("--held-out-per-class", type=int, default=30, help="zero-shot pictures per class (default 30)")
     args = ap.parse_args(argv)
     if args.pictures < 1 or args.epochs < 1 or args.held_out_per_class < 1:
@@ -134,7 +134,6 @@ def main(argv=None) -> int:
     for task in draw.TASKS:
         draw.held_out(zs, task, args.held_out_per_class)
     results = train.evaluate(run, zs, held_out_shard)
-    print(train.table(results))
     _done(t0)
 
     from openwit.trainer.checkpoint import resolve
@@ -144,6 +143,7 @@ def main(argv=None) -> int:
           f"  inputs/       the site (www/), its crawl ({os.path.basename(warc)}), the Wikipedia dump\n"
           f"  dataset/      shards 00000.tar … (+ .parquet, _stats.json), candidates/, tokenizer.json, report/\n"
           f"  run/          the trained {train.MODEL} (checkpoints/, metrics.jsonl)\n"
+          f"  zeroshot/     the held-out drawings, one folder per class, and their prompts\n"
           f"Open first: {report}\n"
           f"checkpoint: {resolve(run)} (step {result.get('step', '?')}, loss {result.get('loss', float('nan')):.3f})\n"
           + train.table(results))
