@@ -54,13 +54,28 @@ def match_files(pattern: str) -> list[str]:
     return sorted(m.path for r in results for m in r.metadata_list)
 
 
+GLOB_CHARS = "*?["
+
+
+def is_glob(path: str) -> bool:
+    """True for a pattern (`*`, `?`, `[...]`), False for a plain path."""
+    return any(c in path for c in GLOB_CHARS)
+
+
+def missing_message(pattern: str, what: str) -> str:
+    """What to say when `pattern` finds nothing: a plain path does not exist, a glob matches no file."""
+    if is_glob(pattern):
+        return f"{pattern}: no {what} file matches this pattern"
+    return f"{pattern}: no such {what} file"
+
+
 def expand_patterns(patterns, what: str) -> list[str]:
     """Every file of each path/glob in order (each pattern's matches sorted; a file given twice is
-    read twice); UserError naming the first pattern that matches nothing."""
+    read twice); UserError naming the first path that does not exist or pattern that matches nothing."""
     paths = []
     for pattern in patterns:
         found = match_files(pattern)
         if not found:
-            raise UserError(f"{pattern}: no such {what} file (the pattern matches no file)")
+            raise UserError(missing_message(pattern, what))
         paths.extend(found)
     return paths

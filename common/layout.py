@@ -43,6 +43,12 @@ REPORT_DIR = "report"
 LOCK = ".openwit.lock"
 STAGING_PREFIX = ".openwit-staging"
 STAGED_FILES = (QUERY_COUNTS, QUERIES_META, CANDIDATE_COUNTS)  # staged beside candidates/, committed after the run
+BUILD_FILES = (*STAGED_FILES, TOKENIZER)  # OUT's single files besides the shards
+REPORT_FILES = ("stats.json", "report.html")
+REPORT_PLOTS = ("aspect.png", "balance.png", "captions.png", "domains.png", "funnel.png", "sizes.png",
+                "sources.png", "status.png", "throughput.png")  # what openwit-stats draws into report/
+CANDIDATE_FILE = re.compile(r"^candidates-\d{5}-of-\d{5}\.parquet$")
+TEMP_SUFFIX = re.compile(r"^\.(.+)\.tmp-[0-9a-f]{12}$")  # common.atomic's `.NAME.tmp-XXXXXXXXXXXX`
 # --- the query list's folder (openwit-queries --out) --------------------------------------------
 QUERIES_PARQUET = "queries.parquet"
 QUERIES_TXT = "queries.txt"

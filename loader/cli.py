@@ -15,6 +15,7 @@ import sys
 import time
 
 from openwit.common.errors import UserError, cli_main, setup_logging
+from openwit.common.version import add_version_flag
 from openwit.loader.samples import FaultLog, iter_shard
 from openwit.loader.urls import expand_urls
 
@@ -30,8 +31,18 @@ def cmd_train(args) -> int:
     urls = expand_urls(args.shards)
     out = args.out or os.path.join(os.path.dirname(urls[0]) or ".", "tokenizer.json")
     faults = FaultLog()
-    tok = CaptionTokenizer.train(_captions(urls, args.max_captions, faults), vocab_size=args.vocab_size,
-                                 min_frequency=args.min_frequency)
+    seen = [0]
+
+    def counted():
+        for caption in _captions(urls, args.max_captions, faults):
+            seen[0] += 1
+            yield caption
+
+    tok = CaptionTokenizer.train(counted(), vocab_size=args.vocab_size, min_frequency=args.min_frequency)
+    if not seen[0]:  # nothing to learn from: say why instead of writing a bytes-only tokenizer
+        why = ", ".join(f"{k} {v}" for k, v in sorted(faults.counts.items())) or "the shards hold no captions"
+        raise UserError(f"no captions read from {len(urls)} shard(s) (first: {urls[0]}): {why}; "
+                        f"no tokenizer written")
     tok.save(out)
     print(json.dumps({"out": out, "vocab_size": tok.vocab_size, "shards": len(urls), "faults": dict(faults.counts)}))
     return 0
@@ -67,30 +78,51 @@ def cmd_inspect(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="openwit-loader", description=__doc__.split("\n")[0])
-    p.add_argument("--verbose", action="store_true")
-    sub = p.add_subparsers(dest="command", required=True)
-    tokp = sub.add_parser("tokenizer", help="train or use a caption tokenizer")
-    toks = tokp.add_subparsers(dest="tokenizer_command", required=True)
-    t = toks.add_parser("train", help="byte-level BPE on the shards' captions → tokenizer.json")
-    t.add_argument("--shards", required=True, help="shard URLs (braces, '::' lists, gs://, s3://, pipe:)")
-    t.add_argument("--out", help="where to write tokenizer.json (default: beside the first shard)")
-    t.add_argument("--vocab-size", type=int, default=32000)
-    t.add_argument("--min-frequency", type=int, default=2)
-    t.add_argument("--max-captions", type=int, default=None, help="train on at most this many captions")
+    p.add_argument("--verbose", action="store_true", help="more logging")
+    add_version_flag(p)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{tokenizer,inspect}")
+    tokp = sub.add_parser("tokenizer", help="train or use a caption tokenizer",
+                          description="Train a caption tokenizer on shards, or print the token ids of a text.")
+    toks = tokp.add_subparsers(dest="tokenizer_command", required=True, metavar="{train,encode}")
+    t = toks.add_parser("train", help="byte-level BPE on the shards' captions → tokenizer.json",
+                        description="Train a byte-level BPE on the successful captions of the shards (the "
+                                    "same tokenizer openwit-build writes to OUT/tokenizer.json on local runs).")
+    t.add_argument("--shards", required=True, metavar="URLS",
+                   help="shard URLs: brace patterns {00000..00099}, '::'-joined lists, local, gs://, s3://, pipe:")
+    t.add_argument("--out", metavar="FILE",
+                   help="where to write tokenizer.json (default: tokenizer.json beside the first shard)")
+    t.add_argument("--vocab-size", type=int, default=32000, metavar="N",
+                   help="tokens in the vocabulary, at least 514 (default 32000)")
+    t.add_argument("--min-frequency", type=int, default=2, metavar="N",
+                   help="a merge must be seen at least N times (default 2)")
+    t.add_argument("--max-captions", type=int, default=None, metavar="N",
+                   help="train on the first N captions only (default: every caption)")
     t.set_defaults(func=cmd_train)
-    e = toks.add_parser("encode", help="print the ids of each TEXT")
-    e.add_argument("--tokenizer", help="tokenizer.json or bpe_simple_vocab_16e6.txt.gz (default: see docs)")
-    e.add_argument("text", nargs="+")
+    e = toks.add_parser("encode", help="print the ids of each TEXT",
+                        description="Print the token ids of each TEXT, one JSON list a line.")
+    e.add_argument("--tokenizer", metavar="FILE",
+                   help="tokenizer.json or CLIP's bpe_simple_vocab_16e6.txt.gz (default: $OPENWIT_TOKENIZER, "
+                        "else $OPENWIT_CLIP_BPE, else an installed open_clip's CLIP vocabulary)")
+    e.add_argument("text", nargs="+", metavar="TEXT", help="a caption to encode (quote it)")
     e.set_defaults(func=cmd_encode)
-    i = sub.add_parser("inspect", help="count samples and read batches: throughput and faults as JSON")
-    i.add_argument("urls")
-    i.add_argument("--batch-size", type=int, default=256)
-    i.add_argument("--max-batches", type=int, default=20)
-    i.add_argument("--num-workers", type=int, default=0)
-    i.add_argument("--image-size", type=int, default=224)
-    i.add_argument("--tokenizer")
-    i.add_argument("--resampled", action="store_true")
-    i.add_argument("--eval", action="store_true", help="eval transform (resize + centre crop), no shuffle")
+    i = sub.add_parser("inspect", help="count samples and read batches: throughput and faults as JSON",
+                       description="Count the samples of the shards and read a few batches through make_loader: "
+                                   "prints shards, samples, batches per epoch, images/s and faults as JSON.")
+    i.add_argument("urls", metavar="URLS",
+                   help="shard URLs: brace patterns {00000..00099}, '::'-joined lists, local, gs://, s3://, pipe:")
+    i.add_argument("--batch-size", type=int, default=256, metavar="N", help="samples per batch (default 256)")
+    i.add_argument("--max-batches", type=int, default=20, metavar="N",
+                   help="read at most N batches for the speed figure (default 20)")
+    i.add_argument("--num-workers", type=int, default=0, metavar="N",
+                   help="loader worker processes; 0 reads in this process (default 0)")
+    i.add_argument("--image-size", type=int, default=224, metavar="PX", help="image side after cropping (default 224)")
+    i.add_argument("--tokenizer", metavar="FILE",
+                   help="tokenizer.json or CLIP's bpe_simple_vocab_16e6.txt.gz (default: $OPENWIT_TOKENIZER, else "
+                        "tokenizer.json beside the shards, else $OPENWIT_CLIP_BPE, else an installed open_clip's CLIP vocabulary)")
+    i.add_argument("--resampled", action="store_true",
+                   help="draw shards with replacement, as for training on a stream (default: split them into epochs)")
+    i.add_argument("--eval", action="store_true",
+                   help="evaluation transform (resize + centre crop), no shuffle (default: training transform)")
     i.add_argument("--missing-shards", choices=("error", "skip"), default="error",
                    help="shards that do not exist: an error (default) or skipped with a warning")
     i.set_defaults(func=cmd_inspect)

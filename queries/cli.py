@@ -18,6 +18,7 @@ from openwit.common.beamrun import is_dry_run, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.common.files import expand_patterns
 from openwit.common.outdir import check_out
+from openwit.common.version import add_version_flag
 from openwit.queries import dump, union, wordnet
 from openwit.queries.graph import Config, build
 
@@ -25,34 +26,49 @@ log = logging.getLogger(__name__)
 DUMP_SOURCES = {"unigram", "bigram"}
 
 
-def parse_args(argv=None):
-    ap = argparse.ArgumentParser(prog="openwit-queries", description=__doc__.splitlines()[0], allow_abbrev=False,
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--out", required=True, help="output folder (local, gs://, s3://)")
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="openwit-queries", allow_abbrev=False,
+        description="Build the query list of CLIP §2.2 the MetaCLIP way (numerals, WordNet, Wikipedia unigrams, "
+                    "bigrams and titles) → OUT/queries.parquet, queries.txt, summary.json. Flags this command "
+                    "does not know are Beam options (--runner DataflowRunner --project … --temp_location …).")
+    ap.add_argument("--out", required=True, metavar="DIR", help="output folder (local, gs://, s3://)")
     ap.add_argument("--wiki-dump", nargs="+", action="extend", default=[], metavar="F",
                     help="MediaWiki pages-articles XML dump(s), .bz2 or plain; globs ok; a "
-                         "…-multistream.xml.bz2 with its …-multistream-index.txt.bz2 beside it is read by byte ranges")
+                         "…-multistream.xml.bz2 with its …-multistream-index.txt.bz2 beside it is read by byte "
+                         "ranges; the unigram and bigram sources need it, the title source needs it or --pageviews")
     ap.add_argument("--pageviews", nargs="+", action="extend", default=[], metavar="F",
-                    help="Wikimedia pageview dumps (hourly or per-article daily/monthly; .gz/.bz2 ok); globs ok")
+                    help="Wikimedia pageview dumps (hourly or per-article daily/monthly; .gz/.bz2 ok); globs ok; "
+                         "they rank the titles (default: none, titles are ranked by in-links from the dump)")
     ap.add_argument("--wordnet-dir", default=wordnet.DEFAULT_DIR, metavar="D",
-                    help="WordNet 3.0 database folder (data.noun, data.verb, data.adj, data.adv)")
-    ap.add_argument("--sources", default=",".join(union.SOURCES),
-                    help="comma-separated subset of " + ",".join(union.SOURCES))
-    ap.add_argument("--size", type=int, default=500_000, metavar="N", help="target list size")
-    ap.add_argument("--min-unigram-count", type=int, default=100, metavar="N")
+                    help=f"WordNet 3.0 database folder holding data.noun, data.verb, data.adj, data.adv "
+                         f"(default {wordnet.DEFAULT_DIR}, Debian's wordnet-base)")
+    ap.add_argument("--sources", default=",".join(union.SOURCES), metavar="LIST",
+                    help=f"comma-separated sources to use, added in this order (default: all of "
+                         f"{','.join(union.SOURCES)})")
+    ap.add_argument("--size", type=int, default=500_000, metavar="N",
+                    help="entries in the list; bigrams take up to 20%%, titles fill the rest (default 500000)")
+    ap.add_argument("--min-unigram-count", type=int, default=100, metavar="N",
+                    help="a word becomes an entry when seen at least N times in the dump's articles (default 100)")
     ap.add_argument("--min-bigram-count", type=int, default=None, metavar="N",
-                    help="bigrams seen fewer times are not scored (default: --min-unigram-count)")
+                    help="a word pair is scored only when seen at least N times (default: the unigram minimum, "
+                         "100 unless --min-unigram-count says otherwise)")
     ap.add_argument("--min-pmi", type=float, default=None, metavar="X",
-                    help="keep bigrams with PMI ≥ X (default: chosen so bigrams are ≈20%% of --size)")
+                    help="keep every bigram with PMI ≥ X (default: the highest-PMI bigrams up to 20%% of --size)")
     ap.add_argument("--min-title-views", type=int, default=None, metavar="N",
-                    help="keep titles with ≥ N views (default: chosen so titles fill --size)")
+                    help="keep every title with ≥ N views (default: the most viewed titles, as many as fill --size)")
     ap.add_argument("--streams-per-task", type=int, default=10, metavar="K",
-                    help="multistream dumps: bz2 streams (100 pages each) per parallel task")
+                    help="multistream dumps: bz2 streams (100 pages each) per parallel task (default 10)")
     ap.add_argument("--max-page-chars", type=int, default=dump.MAX_PAGE_CHARS, metavar="N",
-                    help="skip (and count) pages with more wikitext than this: bounds a worker's memory per "
-                         "page; MediaWiki's own limit is 2 MiB, so no real page is over the default")
+                    help=f"skip (and count) pages with more wikitext than this, to bound a worker's memory; "
+                         f"MediaWiki's own limit is 2 MiB, so no real page is over the default "
+                         f"(default {dump.MAX_PAGE_CHARS})")
     ap.add_argument("--verbose", action="store_true", help="Beam's INFO logging too")
-    return ap.parse_known_args(argv)
+    return add_version_flag(ap)
+
+
+def parse_args(argv=None):
+    return build_parser().parse_known_args(argv)
 
 
 def expand(patterns: list[str], what: str) -> list[str]:
@@ -84,11 +100,15 @@ def make_config(args) -> Config:
         raise UserError(f"--sources: unknown {','.join(unknown) or '(empty)'}; choose from {','.join(union.SOURCES)}")
     if args.size < 1 or args.min_unigram_count < 1 or (args.min_bigram_count or 1) < 1 or args.max_page_chars < 1:
         raise UserError("--size, --min-unigram-count, --min-bigram-count and --max-page-chars must be ≥ 1")
-    needs_dump = sorted(set(sources) & DUMP_SOURCES)
-    if needs_dump and not args.wiki_dump:
-        raise UserError(f"sources {','.join(needs_dump)} need --wiki-dump (or use --sources numeral,wordnet)")
-    if "title" in sources and not (args.wiki_dump or args.pageviews):
-        raise UserError("source title needs --wiki-dump and/or --pageviews")
+    if not args.wiki_dump:
+        needs_dump = [s for s in union.SOURCES if s in sources and (s in DUMP_SOURCES or
+                                                                     (s == "title" and not args.pageviews))]
+        if needs_dump:
+            rest = ",".join(s for s in sources if s not in needs_dump) or "numeral,wordnet"
+            title = " (title can also come from --pageviews alone)" if "title" in needs_dump else ""
+            raise UserError(f"source{'s' if len(needs_dump) > 1 else ''} {','.join(needs_dump)} "
+                            f"need{'' if len(needs_dump) > 1 else 's'} --wiki-dump{title}: pass a dump, "
+                            f"or use --sources {rest}")
     dumps = expand(args.wiki_dump, "--wiki-dump") if set(sources) & (DUMP_SOURCES | {"title"}) else []
     views = expand(args.pageviews, "--pageviews") if "title" in sources else []
     tasks, mode = dump_tasks(dumps, args.streams_per_task)

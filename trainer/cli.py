@@ -14,6 +14,7 @@ import sys
 import tomllib
 
 from openwit.common.errors import UserError, cli_main, setup_logging
+from openwit.common.version import add_version_flag
 from openwit.trainer.config import MODELS
 from openwit.trainer.train import TrainConfig
 
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         ap.add_argument(flag, action="store_true", default=None, help=text)
     ap.add_argument("--describe", action="store_true", help="print the model's config and parameter count, then exit")
     ap.add_argument("--verbose", action="store_true", help="debug logging")
-    return ap
+    return add_version_flag(ap)
 
 
 def read_config_file(path: str) -> dict:

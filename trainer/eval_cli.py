@@ -12,6 +12,7 @@ import json
 import sys
 
 from openwit.common.errors import UserError, cli_main, setup_logging
+from openwit.common.version import add_version_flag
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--precision", default="auto", help="bf16, fp32 or auto (bf16 on GPU) (default: auto)")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    ap.add_argument("--verbose", action="store_true")
-    return ap
+    ap.add_argument("--verbose", action="store_true", help="debug logging")
+    return add_version_flag(ap)
 
 
 def run(args) -> dict:

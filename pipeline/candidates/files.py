@@ -32,6 +32,9 @@ LISTED_INPUTS = 100  # candidate_counts.json names at most this many input files
 def load_queries(path: str) -> list[str]:
     """The `query` column of queries.parquet, in row order (query ids index into it)."""
     f = layout.queries_file(path)
+    if not FileSystems.exists(f):
+        raise UserError(f"{f}: no such query list file (make one with openwit-queries --out DIR, then pass "
+                        f"--queries DIR)")
     try:
         with FileSystems.open(f) as fh:
             table = pq.read_table(io.BytesIO(fh.read()))
@@ -88,11 +91,12 @@ def write_query_counts(out: str, queries_path: str, matched: dict[int, int], kep
     return path
 
 
-def candidate_counts(files: list[str], tally: dict, sizes: dict) -> dict:
+def candidate_counts(files: list[str], tally: dict, sizes: dict, limit: int | None = None) -> dict:
     """The candidates stage's funnel as one JSON object (see layout.CANDIDATE_COUNTS).
 
     `tally`: ExtractFn's per-file counts summed; `sizes`: records left after de-duplication
-    (`unique`), matching (`matched`) and balancing (`kept`)."""
+    (`unique`), matching (`matched`), balancing (`kept`) and, with `limit` (--limit), the first
+    `limit` of those (`limited`: recorded as `limit` and `over_limit`)."""
     main = {"input_files", "bad_input_file", "records_read", "extracted"}
     extracted, unique = int(tally.get("extracted", 0)), int(sizes["unique"])
     matched, kept = int(sizes["matched"]), int(sizes["kept"])
@@ -107,13 +111,14 @@ def candidate_counts(files: list[str], tally: dict, sizes: dict) -> dict:
         "unique": unique, "duplicates": extracted - unique,
         "matched": matched, "no_match": unique - matched,
         "kept": kept, "balanced_out": matched - kept,
+        **({"limit": int(limit), "over_limit": kept - int(sizes["limited"])} if limit else {}),
     }
 
 
-def write_candidate_counts(out: str, files: list[str], tally: dict, sizes: dict) -> str:
+def write_candidate_counts(out: str, files: list[str], tally: dict, sizes: dict, limit: int | None = None) -> str:
     """Write OUT/candidate_counts.json atomically (same inputs, same bytes); returns the path."""
     path = layout.join(out, layout.CANDIDATE_COUNTS)
-    atomic_write_text(path, json.dumps(candidate_counts(files, tally, sizes), indent=1, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(candidate_counts(files, tally, sizes, limit), indent=1, sort_keys=True) + "\n")
     return path
 
 

@@ -2,7 +2,7 @@
 
 The decisions are pure functions (openwit.pipeline.extract, match, balance); this module wires them
 into composite transforms — `Candidates` = ExtractCandidates → MatchQueries → Balance →
-WriteCandidates (+ WriteCandidateCounts, the funnel) — counts every drop by reason (namespace `openwit.candidates`) and keeps side
+(Limit, with --limit) → WriteCandidates (+ WriteCandidateCounts, the funnel) — counts every drop by reason (namespace `openwit.candidates`) and keeps side
 inputs small: only the over-cap queries' counts (metaclip mode) or thresholds (exact mode) are
 broadcast.
 """
@@ -24,7 +24,7 @@ from openwit.common.progress import progress
 from openwit.pipeline.candidates import balance
 from openwit.pipeline.candidates.files import (finish_candidates, load_queries, write_balance_meta,
                                                write_candidate_counts, write_candidates, write_query_counts)
-from openwit.pipeline.extract import RECOGNISED, BadInput, extract_file, file_kind
+from openwit.pipeline.extract import DEFAULT_RULES, RECOGNISED, BadInput, ExtractRules, extract_file, file_kind
 from openwit.pipeline.candidates.match import Matcher
 
 NS = "openwit.candidates"
@@ -61,15 +61,16 @@ class ExtractFn(beam.DoFn):
     Also emits, on the `tally` output, one dict per file: `records_read`, `extracted`,
     `bad_input_file` (0/1) and one key per drop reason (exact, unlike retried counters)."""
 
-    def __init__(self, url_col: str | None, caption_col: str | None):
+    def __init__(self, url_col: str | None, caption_col: str | None, rules: ExtractRules = DEFAULT_RULES):
         self._cols = (url_col, caption_col)
+        self._rules = rules
 
     def process(self, path: str):
         _count("input_files")
         report, seen = progress("candidates: extracting"), 0
         tally: dict[str, int] = {"input_files": 1, "extracted": 0, "bad_input_file": 0}
         try:
-            for record, reason in extract_file(path, *self._cols):
+            for record, reason in extract_file(path, *self._cols, self._rules):
                 seen += 1
                 if seen % 10_000 == 0:
                     report.add(records=10_000)
@@ -170,16 +171,18 @@ class ExtractCandidates(beam.PTransform):
     """Input files → one record per uid (url+caption), every drop counted by its reason. Once
     applied, `.tally` is a one-element PCollection: the per-file tallies summed (see ExtractFn)."""
 
-    def __init__(self, files: list[str], url_col: str | None = None, caption_col: str | None = None):
+    def __init__(self, files: list[str], url_col: str | None = None, caption_col: str | None = None,
+                 rules: ExtractRules = DEFAULT_RULES):
         super().__init__()
-        self.files, self.url_col, self.caption_col = files, url_col, caption_col
+        self.files, self.url_col, self.caption_col, self.rules = files, url_col, caption_col, rules
         self.tally = None
 
     def expand(self, pbegin):
         read = (pbegin
                 | "Files" >> beam.Create(self.files)
                 | "SpreadFiles" >> beam.Reshuffle()
-                | "Read" >> beam.ParDo(ExtractFn(self.url_col, self.caption_col)).with_outputs(TALLY, main="records"))
+                | "Read" >> beam.ParDo(ExtractFn(self.url_col, self.caption_col, self.rules))
+                .with_outputs(TALLY, main="records"))
         self.tally = read[TALLY] | "SumTallies" >> beam.CombineGlobally(_add_tallies)
         return (read.records
                 | "ByUid" >> beam.Map(lambda r: (r["uid"], r))
@@ -238,6 +241,24 @@ def _query_ids(record):
     return record["query_ids"]
 
 
+def _uid(record):
+    return record["uid"]
+
+
+class Limit(beam.PTransform):
+    """The first `n` records by uid (the candidates files' order), so a trial run takes the same
+    `n` every time; they are gathered in one worker's memory (meant for small trial runs)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+
+    def expand(self, records):
+        return (records
+                | "Smallest" >> beam.combiners.Top.Smallest(self.n, key=_uid)
+                | "Unlist" >> beam.FlatMap(lambda rows: rows))
+
+
 def _file_of(record, n_files):
     return int(record["uid"][:16], 16) % n_files, record
 
@@ -286,22 +307,28 @@ class Candidates(beam.PTransform):
     query_ids, source, page_url, uid); writes under `out` (OUT, or a run's staging folder)."""
 
     def __init__(self, files: list[str], queries_path: str, out: str, *, url_col=None, caption_col=None,
-                 max_per_query=20_000, mode="metaclip", oversample=1.0, seed=0, rows_per_file=ROWS_PER_FILE):
+                 max_per_query=20_000, mode="metaclip", oversample=1.0, seed=0, rows_per_file=ROWS_PER_FILE,
+                 rules: ExtractRules = DEFAULT_RULES, limit: int | None = None, settings: dict | None = None):
         super().__init__()
         self.files, self.queries_path, self.out = files, queries_path, out
         self.url_col, self.caption_col, self.rows_per_file = url_col, caption_col, rows_per_file
         self.max_per_query, self.mode, self.oversample, self.seed = max_per_query, mode, oversample, seed
+        self.rules, self.limit, self.settings = rules, limit, settings or {}
 
     def expand(self, pbegin):
-        extract = ExtractCandidates(self.files, self.url_col, self.caption_col)
+        extract = ExtractCandidates(self.files, self.url_col, self.caption_col, self.rules)
         unique = pbegin | "Extract" >> extract
         matched = unique | "Match" >> MatchQueries(self.queries_path)
         counts = matched | "CountPerQuery" >> CountPerQuery()
         kept = matched | "Balance" >> Balance(counts, self.mode, self.max_per_query, self.oversample, self.seed)
+        balanced = kept
+        if self.limit:
+            kept = balanced | "Limit" >> Limit(self.limit)
         meta = {"max_per_query": self.max_per_query, "balance": self.mode, "oversample": self.oversample,
-                "seed": self.seed, "queries": self.queries_path}
+                "seed": self.seed, "queries": self.queries_path, **self.settings}
         _ = kept | "Write" >> WriteCandidates(self.out, self.queries_path, counts, self.rows_per_file, meta)
-        _ = pbegin | "Funnel" >> WriteCandidateCounts(self.out, self.files, extract.tally, unique, matched, kept)
+        _ = pbegin | "Funnel" >> WriteCandidateCounts(self.out, self.files, extract.tally, unique, matched, balanced,
+                                                      kept if self.limit else None, self.limit)
         return kept
 
 
@@ -309,15 +336,18 @@ class WriteCandidateCounts(beam.PTransform):
     """OUT/candidate_counts.json: the stage's funnel (records read → extracted → unique → matched →
     kept, each drop by reason), counted from the data itself, so it is exact on every runner."""
 
-    def __init__(self, out: str, files: list[str], tally, unique, matched, kept):
+    def __init__(self, out: str, files: list[str], tally, unique, matched, kept, limited=None,
+                 limit: int | None = None):
         super().__init__()
-        self.out, self.files, self.tally = out, files, tally
+        self.out, self.files, self.tally, self.limit = out, files, tally, limit
         self.stages = {"unique": unique, "matched": matched, "kept": kept}
+        if limited is not None:
+            self.stages["limited"] = limited
 
     def expand(self, pbegin):
-        out, files = self.out, self.files
+        out, files, limit = self.out, self.files, self.limit
         sizes = {name: beam.pvalue.AsSingleton(pc | f"Count_{name}" >> beam.combiners.Count.Globally())
                  for name, pc in self.stages.items()}
         return (pbegin | "Start" >> beam.Create([None])
-                | "Write" >> beam.Map(lambda _, tally, **n: write_candidate_counts(out, files, tally, n),
+                | "Write" >> beam.Map(lambda _, tally, **n: write_candidate_counts(out, files, tally, n, limit),
                                       beam.pvalue.AsSingleton(self.tally), **sizes))

@@ -39,13 +39,14 @@ def normalize_caption(text: str | None) -> str:
     return " ".join(text.split())
 
 
-def junk_reason(caption: str) -> str | None:
-    """Why a normalised caption is junk (`empty`, `too_short`, `too_long`, `filename_like`), or None."""
+def junk_reason(caption: str, min_chars: int = MIN_CAPTION_CHARS, max_chars: int = MAX_CAPTION_CHARS) -> str | None:
+    """Why a normalised caption is junk (`empty`, `too_short` below `min_chars` characters, `too_long`
+    above `max_chars`, `filename_like`), or None."""
     if not caption:
         return "empty"
-    if len(caption) < MIN_CAPTION_CHARS:
+    if len(caption) < min_chars:
         return "too_short"
-    if len(caption) > MAX_CAPTION_CHARS:
+    if len(caption) > max_chars:
         return "too_long"
     if _FILENAME_LIKE.match(caption):
         return "filename_like"

@@ -7,6 +7,7 @@ FileSystems, so local paths, `gs://` and `s3://` work alike.
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import gzip
 from typing import Iterator
 
@@ -17,7 +18,8 @@ from openwit.common.hashing import blake_hex
 from openwit.pipeline.extract.html_page import RawImage
 from openwit.pipeline.extract.tables import images_from_table, table_kind
 from openwit.pipeline.extract.warc import BadInput, images_from_warc
-from openwit.pipeline.extract.captions import junk_reason, normalize_caption
+from openwit.pipeline.extract.captions import MAX_CAPTION_CHARS, MIN_CAPTION_CHARS, junk_reason, normalize_caption
+from openwit.pipeline.extract.domains import is_excluded, url_host
 
 
 RECOGNISED = ".warc, .warc.gz, .wat, .warc.wat.gz, .parquet, .csv, .tsv, .jsonl (.json, .ndjson; tables also .gz/.bz2)"
@@ -31,14 +33,29 @@ def file_kind(path: str) -> str | None:
     return table_kind(name)
 
 
-def candidate(raw: RawImage, source: str) -> tuple[dict | None, str | None]:
+@dataclasses.dataclass(frozen=True)
+class ExtractRules:
+    """The user's extraction settings: caption length bounds (characters, after normalisation) and
+    the domains whose image URLs are dropped (`excluded_domain`; see extract.domains)."""
+
+    min_caption_chars: int = MIN_CAPTION_CHARS
+    max_caption_chars: int = MAX_CAPTION_CHARS
+    exclude_domains: frozenset[str] = frozenset()
+
+
+DEFAULT_RULES = ExtractRules()
+
+
+def candidate(raw: RawImage, source: str, rules: ExtractRules = DEFAULT_RULES) -> tuple[dict | None, str | None]:
     """(record, None) for a usable image+caption, else (None, drop reason)."""
     if raw.text is None:
         return None, "no_text"
     if raw.url is None:
         return None, raw.reason
+    if rules.exclude_domains and is_excluded(url_host(raw.url), rules.exclude_domains):
+        return None, "excluded_domain"
     caption = normalize_caption(raw.text)
-    reason = junk_reason(caption)
+    reason = junk_reason(caption, rules.min_caption_chars, rules.max_caption_chars)
     if reason:
         return None, reason
     page_url = raw.page_url
@@ -72,9 +89,9 @@ def raw_images(path: str, url_col: str | None = None, caption_col: str | None = 
                 raise BadInput(getattr(stream, "tell", lambda: 0)(), f"{type(e).__name__}: {e}") from None
 
 
-def extract_file(path: str, url_col: str | None = None, caption_col: str | None = None
-                 ) -> Iterator[tuple[dict | None, str | None]]:
+def extract_file(path: str, url_col: str | None = None, caption_col: str | None = None,
+                 rules: ExtractRules = DEFAULT_RULES) -> Iterator[tuple[dict | None, str | None]]:
     """(record, None) or (None, reason) for every image+text in the file. Raises BadInput after
     yielding what came before the damage."""
     for raw in raw_images(path, url_col, caption_col):
-        yield candidate(raw, path)
+        yield candidate(raw, path, rules)

@@ -45,7 +45,7 @@ def check_no_other_shards(planned: list[int], out: str) -> int:
     if extra:
         raise UserError(f"{out} holds shard {layout.shard_name(extra[0], '')} but this run plans "
                         f"{len(planned)} shard(s): the candidates changed (different input or settings). "
-                        f"Rerun with the original input, or write to a new --out")
+                        f"Rerun with the original input, write to a new --out, or start over with --overwrite")
     return len(planned)
 
 
@@ -56,7 +56,8 @@ def check_candidates(element, out: str) -> int:
     cand_hash = candidates_hash(c["uid"] for _, c in sorted(items, key=lambda x: x[0]))
     if old is not None and old.get("candidates_hash") != cand_hash:
         raise UserError(f"shard {shard:05d} in {out} was built from other candidates (different input or "
-                        f"balancing settings). Rerun with the original settings, or write to a new --out")
+                        f"balancing settings). Rerun with the original settings, write to a new --out, or start over with "
+                        f"--overwrite")
     return shard
 
 

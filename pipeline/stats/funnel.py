@@ -1,4 +1,5 @@
-"""The whole road in one list: records read → extracted → unique → matched → kept → attempted → success.
+"""The whole road in one list: records read → extracted → unique → matched → kept (→ limited, with
+--limit) → attempted → success.
 
 The candidate side comes from OUT/candidate_counts.json (written by the candidates stage, see
 common.layout.CANDIDATE_COUNTS); the shard side from the shards' own rows. Each step says how many
@@ -32,7 +33,11 @@ def funnel(candidates: dict | None, attempted: int, successes: int, reasons: dic
                        else {label: int(candidates.get(k, 0)) for label, k in drops.items()})
             steps.append({"step": step, "count": int(candidates.get(key, 0)),
                           "dropped": {k: v for k, v in dropped.items() if v}})
-        not_attempted = int(candidates["kept"]) - attempted
+        if candidates.get("limit"):  # openwit-build --limit N: only the first N went on
+            over = int(candidates.get("over_limit", 0))
+            steps.append({"step": "limited", "count": int(candidates["kept"]) - over,
+                          "dropped": {"over_limit": over} if over else {}})
+        not_attempted = steps[-1]["count"] - attempted
         steps.append({"step": "attempted", "count": attempted,
                       "dropped": {"not_in_committed_shards": not_attempted} if not_attempted > 0 else {}})
     else:

@@ -11,6 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import shlex
 
+# queries_meta.json's keys: how the list was balanced, and the candidate settings openwit-build
+# records when they are not at their default (each the flag without its dashes)
+BALANCE_KEYS = ("max_per_query", "balance", "oversample", "seed")
+CANDIDATE_FLAGS = ("min_caption_chars", "max_caption_chars", "exclude_domains", "limit")
 # a settings key is the flag without its dashes, except these: a False value is this flag
 _NEGATED = {"respect_x_robots_tag": "--ignore-x-robots-tag"}
 
@@ -42,7 +46,7 @@ def command(out_dir: str, settings: dict | None, balance: dict | None, inputs: l
         args += ["--input", *inputs] + ([] if all_inputs_listed else ["…"])
     args += ["--out", out_dir]
     for key, flag in (("max_per_query", "--max-per-query"), ("balance", "--balance"),
-                      ("oversample", "--oversample")):
+                      ("oversample", "--oversample"), *((key, "--" + key.replace("_", "-")) for key in CANDIDATE_FLAGS)):
         if balance.get(key) is not None:
             args += [flag, str(balance[key])]
     seed = (settings or {}).get("seed", balance.get("seed"))
@@ -75,7 +79,9 @@ def build_info(out_dir: str, markers: list[dict], balance: dict | None, candidat
         "shard_stage_started": utc(throughput.get("start_time")),
         "shard_stage_ended": utc(throughput.get("end_time")),
         "queries": (balance or {}).get("queries"),
-        "balance": {k: v for k, v in (balance or {}).items() if k != "queries"} or None,
+        "balance": {k: v for k, v in (balance or {}).items() if k in BALANCE_KEYS} or None,
+        **({"candidate_settings": extra} if (extra := {k: v for k, v in (balance or {}).items()
+                                                      if k not in BALANCE_KEYS and k != "queries"}) else {}),
         "inputs": inputs or None,
         "command": shlex.join(args),
     }

@@ -115,6 +115,8 @@ def _header(s: dict) -> str:
     meta = [("output", b["out"]), ("built", built), ("inputs", inputs_text),
             ("query list", b.get("queries") or "not recorded"),
             ("balancing", ", ".join(f"{k} {v}" for k, v in sorted((b.get("balance") or {}).items())) or "—"),
+            *([("candidate settings", ", ".join(f"{k} {v}" for k, v in sorted(b["candidate_settings"].items())))]
+              if b.get("candidate_settings") else []),
             ("openwit", b["openwit_version"]), ("report generated", _generated())]
     dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in meta)
     settings = s["shards"].get("settings") or {}

@@ -221,13 +221,13 @@ def compute_stats(out_dir: str, skip_bad_shards: bool = False) -> dict:
     return _compute(out_dir, skip_bad_shards, with_gallery=True)[0]
 
 
-def write_report(out_dir: str, skip_bad_shards: bool = False) -> str:
-    """Write OUT/report/{stats.json, report.html, *.png}; returns the report folder."""
+def write_report(out_dir: str, skip_bad_shards: bool = False, report_dir: str | None = None) -> str:
+    """Write OUT/report/{stats.json, report.html, *.png} (or into `report_dir`); returns the report folder."""
     from openwit.pipeline.stats.page import render_html  # matplotlib only when a report is made
     from openwit.pipeline.stats.plots import render_plots
 
     stats, picked = _compute(out_dir, skip_bad_shards, with_gallery=True)
-    report = layout.report_dir(out_dir)
+    report = (report_dir or layout.report_dir(out_dir)).rstrip("/")
     plots = render_plots(stats)
     for name, png in plots.items():
         atomic_write_bytes(layout.join(report, name), png)

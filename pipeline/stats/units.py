@@ -12,7 +12,8 @@ LABELS = {
     # funnel drops
     "duplicate_url_caption": "duplicate (url, caption)", "no_match": "no query matched",
     "balanced_out": "balanced out (head queries)", "not_in_committed_shards": "not in a committed shard yet",
-    "robots_txt": "disallowed by robots.txt",
+    "robots_txt": "disallowed by robots.txt", "limited": "first N (--limit)", "over_limit": "over --limit",
+    "excluded_domain": "domain on the --exclude-domains list",
     # statuses
     "failed_to_download": "failed to download", "failed_to_resize": "failed to decode / resize",
     "filtered": "filtered", "unknown": "unknown",

@@ -25,3 +25,11 @@ def test_bad_input_is_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: all 3 shard(s) are missing") and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_tokenizer_train_without_captions_says_why(tmp_path, capsys):
+    """Missing shards: no bytes-only tokenizer.json written beside them, one line saying why."""
+    assert main(["tokenizer", "train", "--shards", str(tmp_path / "gone" / "{00000..00001}.tar")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no captions read from 2 shard(s)") and "unreachable 2" in err
+    assert not (tmp_path / "gone").exists()

@@ -67,7 +67,7 @@ def _one_line(capsys) -> str:
 
 def _consistent(out: Path) -> None:
     """Shards, candidates and query counts describe one and the same run."""
-    cands = pq.read_table(out / "candidates").to_pylist()
+    cands = [r for p in sorted(out.glob("candidates/candidates-*.parquet")) for r in pq.read_table(p).to_pylist()]
     rows = pa.concat_tables([pq.read_table(p) for p in sorted(out.glob("0*.parquet"))]).to_pylist()
     assert sorted(r["uid"] for r in rows) == sorted(c["uid"] for c in cands)
     kept = pq.read_table(out / "query_counts.parquet").column("kept").to_pylist()
@@ -198,3 +198,123 @@ def test_bad_out_is_one_line_before_any_work(inputs, tmp_path, capsys, caplog):
             locked.chmod(0o755)
     assert sorted(p.name for p in locked.iterdir()) == ["00000.parquet", "00000_stats.json"]
     assert not any("candidates" in r.getMessage() for r in caplog.records)  # stopped before extraction
+
+
+def _stdout_lines(capsys) -> list[str]:
+    return capsys.readouterr().out.strip().splitlines()
+
+
+def test_final_summary_and_a_resumed_run(inputs, tmp_path, capsys, caplog):
+    """One summary at the very end: funnel, shards written / skipped / failed, samples, the
+    tokenizer, wall time, and report.html's absolute path as the last line; a rerun says what it skipped."""
+    qdir, a, _ = inputs
+    out = tmp_path / "out"
+    i = FLAGS.index("--no-report")
+    flags = FLAGS[:i] + FLAGS[i + 3:]  # with the report; the tokenizer below
+    assert "--tokenizer-vocab-size" not in flags
+    argv = ["--queries", qdir, "--input", a, "--out", str(out), *flags, "--tokenizer-vocab-size", "600"]
+    assert cli.main(argv) == 0
+    lines = _stdout_lines(capsys)
+    assert lines[0].startswith("openwit-build: done in ") and lines[0].endswith(f" s → {out}")
+    assert lines[1] == ("candidates: 1 input file, 10 records read → 10 extracted → 10 unique → 10 matched a query "
+                        "→ 10 kept by balancing")
+    assert lines[2] == "shards: 3 written, 0 skipped, 0 failed; 3 in OUT"
+    assert lines[3] == "samples: 10 attempted, 10 in the dataset (100.0%); failed_to_download 0, " \
+                       "failed_to_resize 0, filtered 0"
+    assert lines[4] == f"tokenizer: {out / 'tokenizer.json'} (600 tokens)"
+    assert lines[-2:] == ["report (open this first):", str(out / "report" / "report.html")]
+    assert (out / "report" / "report.html").exists()
+    assert any(r.getMessage().startswith("tokenizer: training a 600-token byte-level BPE on 10 captions")
+               for r in caplog.records)
+
+    assert _build(qdir, [a], out) == 0  # again (report and tokenizer aside): everything was committed
+    lines = _stdout_lines(capsys)
+    assert lines[2] == ("shards: 0 written, 3 skipped (resumed: 00000-00002 were committed by an earlier run with "
+                        "these settings), 0 failed; 3 in OUT")
+    assert lines[-2:] == ["tokenizer: none (--tokenizer-vocab-size 0)",
+                          f"report: none (--no-report); make it with: openwit-stats {out}"]
+
+
+def test_limit_then_overwrite_removes_only_openwit_outputs(inputs, tmp_path, capsys):
+    qdir, a, b = inputs
+    out = tmp_path / "out"
+    assert _build(qdir, [a, b], out) == 0  # 16 candidates → shards 00000-00003
+    assert stats_cli.main([str(out)]) == 0  # an openwit report/ too
+    first = sorted(pq.read_table(out / "candidates").column("uid").to_pylist())
+    mine = {"notes.txt": b"mine", "00009.tar": b"someone else's tar", "data/00000.tar": b"another dataset",
+            "candidates/README": b"mine too", "timing/notes.json": b'{"mine": 1}', "report/mine.html": b"<p>",
+            ".hidden": b"x"}
+    for name, data in mine.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(data)
+    capsys.readouterr()
+    before = _digest(out)
+
+    assert _build(qdir, [a, b], out, "--limit", "6") == 2  # other candidates: refused, as any other setting
+    assert "write to a new --out, or start over with --overwrite" in _one_line(capsys)
+    assert _build(qdir, [a, str(tmp_path / "typo.parquet")], out, "--overwrite", "--limit", "6") == 2
+    assert "typo.parquet: no such input file" in _one_line(capsys)  # a mistake removes nothing
+    assert _digest(out) == before
+
+    assert _build(qdir, [a, b], out, "--overwrite", "--limit", "6") == 0
+    after = _digest(out)
+    assert {name: after.get(name) for name in mine} == {name: before[name] for name in mine}
+    ours = {n for n in after if n not in mine}
+    assert ours == {"00000.tar", "00000.parquet", "00000_stats.json", "00001.tar", "00001.parquet",
+                    "00001_stats.json", "timing/00000.json", "timing/00001.json", "candidates/candidates-00000-of-00001.parquet",
+                    "query_counts.parquet", "queries_meta.json", "candidate_counts.json"}
+    taken = pq.read_table(out / "candidates" / "candidates-00000-of-00001.parquet").column("uid").to_pylist()
+    assert sorted(taken) == first[:6]  # the first 6 by uid
+    _consistent(out)
+    counts = json.loads((out / "candidate_counts.json").read_text())
+    assert (counts["kept"], counts["limit"], counts["over_limit"]) == (16, 6, 10)
+    assert json.loads((out / "queries_meta.json").read_text())["limit"] == 6
+    assert "→ 16 kept by balancing → 6 taken (--limit 6)" in capsys.readouterr().out
+
+
+def test_overwrite_without_openwit_outputs_removes_nothing(tmp_path):
+    """Names alone are no proof: img2dataset's shards, a stray tokenizer.json, someone's report/."""
+    from openwit.common.outdir import clear_outputs
+
+    out = tmp_path / "out"
+    (out / "report").mkdir(parents=True)
+    pq.write_table(pa.table({"key": ["000000000"], "status": ["success"]}), out / "00000.parquet")
+    (out / "00000_stats.json").write_text('{"count": 1, "successes": 1, "status_dict": {}}')  # img2dataset's
+    (out / "00000.tar").write_bytes(b"tar")
+    for name in ("tokenizer.json", "queries_meta.json", "report/stats.json", "report/report.html"):
+        (out / name).write_text("{}")
+    before = _digest(out)
+    removed, left = clear_outputs(str(out))
+    assert removed == [] and _digest(out) == before
+    assert "00000.tar" in left and "report/" in left
+
+
+def test_candidate_settings_caption_bounds_and_domains(inputs, tmp_path, capsys):
+    """--min/--max-caption-chars and --exclude-domains drop at extraction, counted, and are recorded."""
+    qdir, _, _ = inputs
+    rows = [{"url": "http://img.blocked.example/1.png", "caption": "a red photo from a blocked host"},
+            {"url": "http://blocked.example/2.png", "caption": "a blue photo from a blocked host"},
+            {"url": "http://fine.example/3.png", "caption": "a red photo"},  # 11 chars
+            {"url": "http://fine.example/4.png", "caption": "a green photo that is rather long"},  # 33 chars
+            {"url": "http://fine.example/5.png", "caption": "a blue photo, kept"}]
+    table = tmp_path / "hosts.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), table)
+    block = tmp_path / "block.txt"
+    block.write_text("# our block list\nhttps://Blocked.Example/\n")
+    out = tmp_path / "out"
+    assert cli.main(["--queries", qdir, "--input", str(table), "--out", str(out), "--stage", "candidates",
+                     "--min-caption-chars", "12", "--max-caption-chars", "30", "--exclude-domains", str(block),
+                     "--runner", "FnApiRunner"]) == 0
+    assert [r["url"] for r in pq.read_table(out / "candidates").to_pylist()] == ["http://fine.example/5.png"]
+    counts = json.loads((out / "candidate_counts.json").read_text())
+    assert counts["extract_drops"] == {"excluded_domain": 2, "too_short": 1, "too_long": 1}
+    meta = json.loads((out / "queries_meta.json").read_text())
+    assert {k: meta[k] for k in ("min_caption_chars", "max_caption_chars", "exclude_domains",
+                                 "exclude_domains_count")} == {"min_caption_chars": 12, "max_caption_chars": 30,
+                                                               "exclude_domains": str(block),
+                                                               "exclude_domains_count": 1}
+    assert "dropped: at extraction excluded_domain 2, too_long 1, too_short 1" in capsys.readouterr().out
+    block.write_text("blocked.example\nnot a domain\n")
+    assert cli.main(["--queries", qdir, "--input", str(table), "--out", str(out), "--stage", "candidates",
+                     "--exclude-domains", str(block), "--runner", "FnApiRunner"]) == 2
+    assert "line 2: 'not a domain' is not a domain" in _one_line(capsys)

@@ -57,11 +57,25 @@ def test_bad_inputs_give_one_line_errors(tmp_path, wordnet_dir):
     _one_line_error(*_run("--out", str(tmp_path / "o"), "--sources", "numeral,wordnet", "--wordnet-dir",
                           str(missing)), str(missing), "WordNet folder not found")
     _one_line_error(*_run("--out", str(tmp_path / "o"), "--wiki-dump", str(tmp_path / "nope*.bz2")),
-                    "nope*.bz2", "no such")
+                    "nope*.bz2", "no --wiki-dump file matches this pattern")
     # damage in the middle of a plain dump is found inside the pipeline (a DoFn): still one line
     midcut = tmp_path / "enwiki-midcut.xml"
     xml = demo_dump_xml(str(wordnet_dir), 200)
     midcut.write_text(xml[: len(xml) * 2 // 3])
     _one_line_error(*_run("--out", str(tmp_path / "o"), "--wiki-dump", str(midcut), "--sources", "unigram"),
                     "enwiki-midcut.xml", "broken XML")
+    assert not (tmp_path / "o").exists()
+
+
+def test_what_is_missing_is_named(tmp_path, capsys):
+    """Without a dump every source that needs one is named (title too); a plain path that does not
+    exist is not called a pattern."""
+    out = str(tmp_path / "o")
+    assert main(["--out", out]) == 2
+    assert capsys.readouterr().err == ("error: sources unigram,bigram,title need --wiki-dump (title can also come "
+                                       "from --pageviews alone): pass a dump, or use --sources numeral,wordnet\n")
+    assert main(["--out", out, "--pageviews", str(tmp_path / "pv")]) == 2
+    assert "sources unigram,bigram need --wiki-dump" in capsys.readouterr().err
+    assert main(["--out", out, "--wiki-dump", str(tmp_path / "enwiki.xml.bz2"), "--sources", "unigram"]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'enwiki.xml.bz2'}: no such --wiki-dump file\n"
     assert not (tmp_path / "o").exists()

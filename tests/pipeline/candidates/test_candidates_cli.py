@@ -33,9 +33,11 @@ def test_build_candidates_end_to_end(shared_data, tmp_path, capsys, caplog):
     argv = ["--queries", str(qdir), "--input", warcs, *tables, "--out", str(out), "--stage", "candidates",
             "--max-per-query", "300", "--seed", "1", "--runner", "DirectRunner"]
     assert cli.main(argv) == 0
-    summary = capsys.readouterr().out
-    assert "candidates: input_files 7" in summary and "bad_input_file 1" in summary
-    assert "dropped at extraction:" in summary and "no_text" in summary
+    summary = capsys.readouterr().out.splitlines()
+    assert summary[0].startswith("openwit-build: done in ") and summary[0].endswith(f"→ {out}")
+    assert summary[1].startswith("candidates: 7 input files (1 bad, see the warnings), ")
+    assert summary[2].startswith("  dropped: at extraction ") and "no_text" in summary[2]
+    assert summary[-1] == f"{out / 'candidates'}/"  # the last line: what was made
     assert any("resiliparse-clipped.warc.gz at byte 0" in r.getMessage() for r in caplog.records)
 
     table = pq.read_table(out / "candidates")
@@ -64,10 +66,17 @@ def test_cli_errors(tmp_path, capsys):
     qdir = _queries(tmp_path)
     assert cli.main(["--queries", str(tmp_path / "nope"), "--input", str(qdir / "queries.parquet"),
                      "--out", str(tmp_path / "o"), "--stage", "candidates"]) == 2
+    assert "nope/queries.parquet: no such query list file" in capsys.readouterr().err
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    assert cli.main(["--queries", str(tmp_path / "bad.parquet"), "--input", str(qdir / "queries.parquet"),
+                     "--out", str(tmp_path / "o"), "--stage", "candidates"]) == 2
     assert "cannot read the query list" in capsys.readouterr().err
     assert cli.main(["--queries", str(qdir), "--input", str(tmp_path / "missing-*.warc.gz"),
                      "--out", str(tmp_path / "o"), "--stage", "candidates"]) == 2
-    assert "matches no file" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"error: {tmp_path / 'missing-*.warc.gz'}: no input file matches this pattern\n"
+    assert cli.main(["--queries", str(qdir), "--input", str(tmp_path / "missing.warc.gz"),
+                     "--out", str(tmp_path / "o"), "--stage", "candidates"]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'missing.warc.gz'}: no such input file\n"
     args, beam_args = cli.parse_args(["--queries", "q", "--input", "a", "b", "--out", "o", "--runner", "DataflowRunner",
                                       "--project", "p"])
     assert args.input == ["a", "b"] and beam_args == ["--runner", "DataflowRunner", "--project", "p"]

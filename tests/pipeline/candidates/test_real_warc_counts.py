@@ -5,6 +5,7 @@ kept, and every query's matches — equals an independent count: our own gzip/WA
 standard library's HTMLParser instead of lexbor, the rules re-written from the README, and
 matching as MetaCLIP defines it (n-grams of the padded text looked up in a set)."""
 import html
+import json
 import html.parser
 import re
 import zlib
@@ -168,7 +169,11 @@ def build(root: Path, shared_data: Path, capsys, balance: str) -> dict:
                            "--max-per-query", str(T), "--balance", balance,
                            "--input", *[str(shared_data / "warc" / w) for w in WARCS]]) == 0
     printed = capsys.readouterr().out
-    counts = {k: int(v.replace(",", "")) for k, v in re.findall(r"(\w+) ([\d,]+)", printed)}
+    funnel = json.loads((out / "candidate_counts.json").read_text())  # what the summary prints, exactly
+    counts = {"input_files": funnel["inputs"]["files"], "bad_input_file": funnel["inputs"]["bad_files"],
+              "duplicate": funnel["duplicates"], **funnel["extract_drops"],
+              **{k: funnel[k] for k in ("extracted", "matched", "no_match", "kept", "balanced_out")}}
+    assert f"{funnel['records_read']:,} records read → {funnel['extracted']:,} extracted" in printed
     kept = [r for f in sorted((out / "candidates").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
     return {"counts": counts, "kept": kept, "query_counts": pq.read_table(out / "query_counts.parquet").to_pylist()}
 

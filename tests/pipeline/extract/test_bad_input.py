@@ -153,8 +153,8 @@ def test_bad_rows_are_counted_by_the_pipeline(tmp_path, capsys):
     assert cli.main(["--queries", str(qdir), "--input", *inputs, "--out", str(tmp_path / "out"),
                      "--stage", "candidates", "--runner", "FnApiRunner"]) == 0
     out = capsys.readouterr().out
-    assert "extracted 5" in out and "bad_input_file 1" in out, out
-    assert "bad_json_line 1" in out and "json_not_object 1" in out, out
+    assert "3 input files (1 bad, see the warnings), 7 records read → 5 extracted" in out, out
+    assert "at extraction bad_json_line 1, json_not_object 1" in out, out
     captions = sorted(pq.read_table(tmp_path / "out" / "candidates").column("caption").to_pylist())
     assert captions == ["A cat on a mat", "A dog running", "A dog sleeping", "A red bicycle number 0",
                         "A red bicycle number 1"]

@@ -170,4 +170,23 @@ def test_cli(built, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: no shard files (*.parquet with _stats.json)") and "openwit-build" in err
     assert main([str(built[0])]) == 0
-    assert capsys.readouterr().out.strip().endswith("report/report.html")
+    assert capsys.readouterr().out == f"{built[0] / 'report' / 'report.html'}\n"  # absolute
+
+
+def test_cli_points_to_the_dataset_and_writes_where_asked(built, tmp_path, capsys):
+    out = built[0]
+    assert main([str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'nope'} does not exist (no such folder): give the --out " \
+                                      f"folder of an openwit-build run\n"
+    root = tmp_path / "demo-out"  # like the demo's output root: the dataset is one folder down
+    (root / "queries").mkdir(parents=True)
+    (root / "dataset").symlink_to(out, target_is_directory=True)
+    assert main([str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no shard files in {root}, but its sub-folder {root / 'dataset'} holds a built "
+                          f"dataset") and err.endswith(f"run openwit-stats {root / 'dataset'}\n")
+    assert not (root / "report").exists()
+    elsewhere = tmp_path / "reports" / "run1"
+    assert main([str(out), "--report-dir", str(elsewhere)]) == 0
+    assert capsys.readouterr().out == f"{elsewhere / 'report.html'}\n"
+    assert (elsewhere / "stats.json").exists() and (elsewhere / "funnel.png").exists()
