@@ -35,7 +35,7 @@ def check_committed(stats: dict, cfg: ShardConfig, fingerprint: str, shard: int)
     changed = changed_settings(stats.get("settings") or {}, cfg.settings)
     what = "; ".join(changed) if changed else "the candidates assigned to it changed (different input)"
     raise UserError(f"shard {shard:05d} in {cfg.out} was built with different settings: {what}. "
-                    f"Rerun with the original settings, or write to a new --out")
+                    f"Rerun with the original settings, write to a new --out, or start over with --overwrite")
 
 
 def shard_identity(cfg: ShardConfig, shard: int, items: list[tuple[int, dict]]) -> tuple[list, str, str]:
