@@ -160,7 +160,12 @@ def summary_lines(out: str, options, result, started: float, stage: str, totals:
 
     local = is_local(options)
     lines = [f"openwit-build: done in {duration(time.time() - started)} → {_abs(out)}"]
-    lines += candidate_lines(layout.read_json(layout.join(out, layout.CANDIDATE_COUNTS)))
+    try:  # a remote OUT without credentials here must not spoil the end of a run that succeeded
+        counts = layout.read_json(layout.join(out, layout.CANDIDATE_COUNTS))
+    except Exception as e:  # noqa: BLE001
+        log.warning("could not read %s: %s", layout.join(out, layout.CANDIDATE_COUNTS), e)
+        counts = None
+    lines += candidate_lines(counts)
     if stage == "candidates":
         lines.append("shards: none (--stage candidates); the same command without it downloads them")
         lines.append("candidates (Parquet):")
