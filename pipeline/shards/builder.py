@@ -10,7 +10,6 @@ written through `shard_writer` and its Future yields the stats. Each sample is r
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import threading
 import time
@@ -74,7 +73,7 @@ class ShardBuilder:
             self._process_image = lambda raw, _settings: self._pool.process(raw)
         else:
             self._process_image = process_image
-        threads = (cfg if self._pool is not None else dataclasses.replace(cfg, workers=1)).worker_threads
+        threads = self._pool.max_callers if self._pool is not None else cfg.worker_threads
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="openwit-image")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="openwit-write")
         self._loop = asyncio.new_event_loop()

@@ -57,9 +57,7 @@ class ShardConfig:
 
     @property
     def worker_threads(self) -> int:
-        """Image threads: one per worker process (each waits on its worker), else --image-threads."""
-        if self.workers > 1:
-            return self.workers
+        """Decode/resize threads in this process (--workers 1): --image-threads, else the cores."""
         return self.threads or max(2, os.cpu_count() or 2)
 
 

@@ -27,16 +27,46 @@ def test_pool_gives_the_same_results_as_in_process(raws):
     assert {r.status for r in serial} == {"success", "failed_to_resize"}
 
 
-def test_a_dead_worker_costs_one_image_and_is_replaced(raws):
-    with ImagePool(ImageSettings(image_size=32), 1) as pool:
-        assert pool.process(raws[0]).status == "success"
-        victim = pool._workers[0].proc
+def test_a_worker_that_dies_costs_only_the_image_it_was_decoding(raws):
+    """A worker killed with two images in its pipe: the first (the one it was decoding) fails with
+    ImageWorkerDied, the one queued behind it is decoded by the replacement, the pool goes on."""
+    import threading
+    import time
+
+    settings = ImageSettings(image_size=32)
+    expected = [process_image(r, settings) for r in raws[:2]]
+    with ImagePool(settings, 1) as pool:
+        worker = pool._workers[0]
+        victim = worker.proc
+        os.kill(victim.pid, signal.SIGSTOP)  # it cannot answer: both images wait in its pipe
+        outcome = {}
+
+        def call(i):
+            try:
+                outcome[i] = pool.process(raws[i])
+            except ImageWorkerDied as e:
+                outcome[i] = e
+
+        first = threading.Thread(target=call, args=(0,))
+        first.start()
+        while len(worker._pending) < 1:
+            time.sleep(0.01)
+        second = threading.Thread(target=call, args=(1,))
+        second.start()
+        while len(worker._pending) < 2:
+            time.sleep(0.01)
         victim.kill()
-        victim.wait()
-        with pytest.raises(ImageWorkerDied, match="status -9"):
-            pool.process(raws[0])
-        assert pool.process(raws[0]).status == "success"  # a fresh worker took the slot
-        assert pool._workers[0].proc.pid != victim.pid
+        first.join(30)
+        second.join(30)
+        assert isinstance(outcome[0], ImageWorkerDied) and "status -9" in str(outcome[0])
+        assert outcome[1] == expected[1]  # retried on the fresh worker
+        assert pool.process(raws[0]) == expected[0] and pool._workers[0].proc.pid != victim.pid
+        # a worker that dies between images costs nothing: the next image goes to a fresh one
+        idle = pool._workers[0].proc
+        idle.kill()
+        idle.wait()
+        assert pool.process(raws[0]) == expected[0] and pool._workers[0].proc.pid != idle.pid
+    assert victim.returncode == -9
 
 
 def test_close_reaps_every_worker(raws):

@@ -162,4 +162,4 @@ def test_image_workers_default_to_the_usable_cores(monkeypatch):
         ["--direct_num_workers", "4", "--direct_running_mode", "multi_processing"])) == 4
     assert stage.local_shard_workers(pipeline_options(
         ["--direct_num_workers", "0", "--direct_running_mode", "multi_threading"])) == 8
-    assert config.ShardConfig(out="o", fetch=None, image=None, workers=4).worker_threads == 4
+    assert config.ShardConfig(out="o", fetch=None, image=None, workers=4, threads=3).worker_threads == 3
