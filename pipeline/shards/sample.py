@@ -1,7 +1,9 @@
 """One sample's fate and its records: the single place that decides status (img2dataset pasted it 3×).
 
 A sample is a plain dict: the candidate's fields plus `key`, `status`, `reason`, `error_message`,
-image sizes, `sha256`, `exif`, and (successes only) `data`/`ext`. From it come the shard Parquet
+image sizes, `sha256`, `exif`, where it came from (`page_url`, `source`: the page and the input
+file of the candidate), what was downloaded (`original_format` as sniffed, `original_bytes`) and
+written (`image_bytes`), and (successes only) `data`/`ext`. From it come the shard Parquet
 row, the tar's `key.json`, and the per-reason counts in `_stats.json`.
 """
 from __future__ import annotations
@@ -27,6 +29,12 @@ PARQUET_SCHEMA = pa.schema([
     ("exif", pa.string()),
     ("uid", pa.string()),
     ("query_ids", pa.list_(pa.int32())),
+    # provenance and file sizes (since issue 13; older shards lack these columns, readers allow that)
+    ("page_url", pa.string()),
+    ("source", pa.string()),
+    ("original_format", pa.string()),
+    ("original_bytes", pa.int64()),
+    ("image_bytes", pa.int64()),
 ])
 META_FIELDS = ("url", "caption", "key", "status", "error_message", "width", "height",
                "original_width", "original_height", "sha256", "exif", "uid", "query_ids")
@@ -73,6 +81,11 @@ def make_sample(key: str, cand: dict, fetch: Any, image: Any | None) -> dict:
         "original_height": image.original_height if has_image else None,
         "sha256": image.sha256 if has_image else None,
         "exif": image.exif if ok else None,
+        "page_url": cand.get("page_url"),
+        "source": cand.get("source"),
+        "original_format": getattr(fetch, "image_format", None) if fetch.ok else None,
+        "original_bytes": len(fetch.data) if fetch.ok and fetch.data is not None else None,
+        "image_bytes": len(image.data) if ok else None,
     }
     if ok:
         sample["data"], sample["ext"] = image.data, image.ext
@@ -84,7 +97,7 @@ def mark_duplicate(sample: dict, first_key: str) -> dict:
     out = {k: v for k, v in sample.items() if k not in ("data", "ext")}
     out.update(status="filtered", reason="duplicate_sha256",
                error_message=f"duplicate_sha256: same image as {first_key}", width=None, height=None,
-               exif=None)
+               exif=None, image_bytes=None)
     return out
 
 
@@ -95,7 +108,7 @@ def _int_or_none(v: Any) -> int | None:
 def parquet_row(sample: dict) -> dict:
     """The shard Parquet row (fixed schema, see PARQUET_SCHEMA)."""
     row = {name: sample.get(name) for name in PARQUET_SCHEMA.names}
-    for name in ("width", "height", "original_width", "original_height"):
+    for name in ("width", "height", "original_width", "original_height", "original_bytes", "image_bytes"):
         row[name] = _int_or_none(row[name])
     if row["exif"] is not None and not isinstance(row["exif"], str):
         row["exif"] = json.dumps(row["exif"], sort_keys=True, default=str)

@@ -20,7 +20,7 @@ from openwit.pipeline.stats.distinct import Distinct, hash_strings
 from openwit.pipeline.stats.domains import DomainTally
 
 COLUMNS = ("url", "status", "error_message", "width", "height", "original_width", "original_height",
-           "caption", "query_ids", "sha256")
+           "caption", "query_ids", "sha256", "original_format", "original_bytes", "image_bytes")
 TOKEN_SAMPLE = 10_000  # captions tokenized for the token-length estimate (±0.2% on a 2% share)
 SIZES = (("original_width", "int"), ("original_height", "int"), ("width", "int"), ("height", "int"),
          ("original_aspect", "ratio"), ("aspect", "ratio"), ("original_min_side_all", "int"))
@@ -71,6 +71,8 @@ class ShardRows:
         self.domains = DomainTally()
         self.caption_stride, self.successes_seen = max(1, int(caption_stride)), 0
         self.token_captions: list[str] = []
+        self.formats = Counter()  # sniffed format of every downloaded file (status aside)
+        self.original_bytes, self.image_bytes = Dist("int", "log"), Dist("int", "log")
 
     def add(self, batch: pa.RecordBatch) -> None:
         status = pc.fill_null(_column(batch, "status", pa.string()), "unknown")
@@ -90,6 +92,7 @@ class ShardRows:
         ow, oh = (_column(batch, n, pa.int32()) for n in ("original_width", "original_height"))
         w_all, h_all = _sizes(ow, oh)
         self.hist["original_min_side_all"].add(np.minimum(w_all, h_all))
+        self._add_files(batch, ok)
         if not pc.any(ok).as_py():
             return
         good = batch.filter(ok)
@@ -100,6 +103,20 @@ class ShardRows:
             self.hist[prefix + "aspect"].add(w / h)
         self._add_captions(_column(good, "caption", pa.string()))
         self._add_queries(_column(good, "query_ids", pa.list_(pa.int32())))
+
+    def _add_files(self, batch: pa.RecordBatch, ok: pa.Array) -> None:
+        """Downloaded files by sniffed format and size, written images by size (shards written before
+        these columns existed add nothing)."""
+        raw = _column(batch, "original_bytes", pa.int64())
+        if raw.null_count == len(raw):
+            return
+        fmt = pc.fill_null(_column(batch, "original_format", pa.string()), "unknown")
+        fmt = pc.filter(fmt, pc.is_valid(raw))
+        for item in pc.value_counts(fmt).to_pylist():
+            self.formats[item["values"]] += item["counts"]
+        self.original_bytes.add(pc.drop_null(raw).to_numpy(zero_copy_only=False))
+        written = pc.drop_null(pc.filter(_column(batch, "image_bytes", pa.int64()), ok))
+        self.image_bytes.add(written.to_numpy(zero_copy_only=False))
 
     def _add_reasons(self, status: pa.Array, reason: pa.Array) -> None:
         bad = pc.is_valid(reason)

@@ -315,9 +315,22 @@ def _images(s: dict, plots: list[str]) -> str:
     fmt = (s["shards"].get("settings") or {}).get("output_format")
     if disk.get("tar_bytes_per_success"):
         html += _note(f"Stored as {escape(str(fmt or '?'))}: {size(disk['tar'])} of tar files, "
-                      f"{size(disk['tar_bytes_per_success'])} per sample (image, caption and JSON with tar headers). "
-                      "The shards do not record original file formats or byte sizes.")
+                      f"{size(disk['tar_bytes_per_success'])} per sample (image, caption and JSON with tar headers).")
+    html += _files(s.get("files") or {})
     return html + _img("sizes.png", plots, "image sizes") + _img("aspect.png", plots, "aspect ratios")
+
+
+def _files(f: dict) -> str:
+    """Downloaded files by format and bytes, next to the written images' bytes."""
+    formats, raw = f.get("original_formats") or {}, f.get("original_bytes") or {}
+    if not raw.get("count"):
+        return _note("These shards do not record original file formats or byte sizes (written before openwit "
+                     "kept them; rebuild to see them).")
+    n = sum(formats.values())
+    html = _table(["downloaded as", "files", "share"], [[k, v, _num(pct(v / n))]
+                                                         for k, v in formats.items()])
+    rows = [("downloaded file (bytes)", raw), ("written image (bytes)", f.get("image_bytes") or {})]
+    return html + _table(["size of", "files"] + _PCT_HEAD, _dist_rows([r for r in rows if r[1].get("count")]))
 
 
 def _captions(c: dict, plots: list[str]) -> str:

@@ -196,6 +196,8 @@ def _compute(out_dir: str, skip_bad_shards: bool, with_gallery: bool) -> tuple[d
         "domains": rows.domains.to_dict(),
         "duplicates": _duplicates(rows, reasons),
         "disk": _disk(sizes, shard_ids, successes),
+        "files": {"original_formats": dict(sorted(rows.formats.items(), key=lambda kv: (-kv[1], kv[0]))),
+                  "original_bytes": rows.original_bytes.to_dict(), "image_bytes": rows.image_bytes.to_dict()},
         "per_shard": _per_shard(markers, sizes),
         "gallery": [{k: (v if k != "query_ids" else [queries_by_id.get(q, str(q)) for q in v])
                      for k, v in p.items() if k != "image"} for p in picked],

@@ -42,8 +42,9 @@ def server(shared_data):
 
 def _write_candidates(path: Path, urls: list[str]) -> str:
     rows = [{"url": u, "caption": f"photo {u.rsplit('/', 1)[-1]}"} for u in urls]
-    for r in rows:
-        r.update(uid=blake_hex(r["url"], r["caption"]), query_ids=[len(r["caption"])], source="t", page_url=None)
+    for i, r in enumerate(rows):
+        r.update(uid=blake_hex(r["url"], r["caption"]), query_ids=[len(r["caption"])], source=f"crawl-{i % 3}.warc.gz",
+                 page_url=f"https://example.org/page/{i}" if i % 4 else None)
     pq.write_table(pa.Table.from_pylist(rows), path)
     return str(path)
 
@@ -98,6 +99,41 @@ def test_every_url_gets_its_status_and_reason(built):
     assert len(timing) == len(stats) and all(t["end_time"] >= t["start_time"] > 1.7e9 for t in timing)
     report = json.loads((out / "report" / "stats.json").read_text())
     assert "throughput" in json.dumps(report) and (out / "report" / "throughput.png").exists()
+
+
+def test_rows_trace_back_to_page_and_input_and_record_file_sizes(built):
+    out, cands, srv, _ = built
+    cand = {r["url"]: r for r in pq.read_table(cands).to_pylist()}
+    rows = _rows(out)
+    assert len(rows) == len(cand)
+    for row in rows:
+        assert (row["page_url"], row["source"]) == (cand[row["url"]]["page_url"], cand[row["url"]]["source"])
+    by_url = {r["url"]: r for r in rows}
+    for p in srv.image_paths():
+        row = by_url[srv.url(p)]
+        served = (srv.images_dir / p.split("/images/", 1)[1]).read_bytes()
+        assert row["original_bytes"] == len(served)
+        assert row["original_format"] == {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}[p.rsplit(".", 1)[1].lower()]
+        tar_name = f"{row['key']}.jpg"
+        assert row["image_bytes"] == _tar_sizes(out)[tar_name]
+    failed = by_url[srv.url("/status/404")]
+    assert failed["original_bytes"] is None and failed["original_format"] is None and failed["image_bytes"] is None
+    bad = by_url[srv.url("/bomb.png")]  # downloaded, not written
+    assert bad["original_format"] == "png" and bad["original_bytes"] > 0 and bad["image_bytes"] is None
+    files = json.loads((out / "report" / "stats.json").read_text())["files"]
+    assert sum(files["original_formats"].values()) == files["original_bytes"]["count"] == sum(
+        r["original_bytes"] is not None for r in rows)
+    assert files["image_bytes"]["count"] == sum(r["status"] == "success" for r in rows)
+    assert files["image_bytes"]["max"] == max(r["image_bytes"] or 0 for r in rows)
+
+
+def _tar_sizes(out: Path) -> dict:
+    import tarfile
+    sizes = {}
+    for p in sorted(out.glob("*.tar")):
+        with tarfile.open(p) as tar:
+            sizes.update({m.name: m.size for m in tar.getmembers()})
+    return sizes
 
 
 def test_shards_are_full_readable_and_counted(built):

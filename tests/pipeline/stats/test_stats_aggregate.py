@@ -29,7 +29,11 @@ ROWS = [
 SCHEMA = pa.schema([("url", pa.string()), ("status", pa.string()), ("error_message", pa.string()),
                     ("width", pa.int32()), ("height", pa.int32()), ("original_width", pa.int32()),
                     ("original_height", pa.int32()), ("caption", pa.string()), ("query_ids", pa.list_(pa.int32())),
-                    ("sha256", pa.string())])
+                    ("sha256", pa.string()), ("original_format", pa.string()), ("original_bytes", pa.int64()),
+                    ("image_bytes", pa.int64())])
+FILES = [("jpeg", 90_000, 20_000), ("png", 5_000, 3_000), (None, None, None), ("png", 40, None), ("jpeg", 7_000, 6_000)]
+for _row, (_fmt, _raw, _written) in zip(ROWS, FILES):
+    _row.update(original_format=_fmt, original_bytes=_raw, image_bytes=_written)
 
 
 def _fold(batch_rows: int) -> ShardRows:
@@ -114,6 +118,10 @@ def test_rows_fold_the_same_in_any_batching():
         assert r.hist["width"].n == 3 and r.hist["original_min_side_all"].n == 4  # the 404 has no size
         assert r.words.percentiles()["p50"] == 2 and r.token_captions == ["a red square", "", "two  words"]
         assert (r.urls.to_dict()["duplicates"], r.images.to_dict()["duplicates"]) == (1, 1)
+        assert dict(r.formats) == {"jpeg": 2, "png": 2}  # every downloaded file, written or not
+        assert (r.original_bytes.n, r.original_bytes.lo, r.original_bytes.hi) == (4, 40, 90_000)
+        assert (r.image_bytes.n, r.image_bytes.lo, r.image_bytes.hi) == (3, 3_000, 20_000)
+    assert whole.original_bytes.to_dict() == one_by_one.original_bytes.to_dict()
     assert {k: h.to_dict() for k, h in whole.hist.items()} == {k: h.to_dict() for k, h in one_by_one.hist.items()}
     assert whole.domains.to_dict() == one_by_one.domains.to_dict()
     assert set(COLUMNS) == set(SCHEMA.names)
