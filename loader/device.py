@@ -97,14 +97,19 @@ def pack(crops: Sequence[Crop]) -> PixelBatch:
     height = max(c.pixels.shape[0] for c in crops)
     width = max(c.pixels.shape[1] for c in crops)
     shape = (len(crops), height, width, 3)
-    if torch.utils.data.get_worker_info() is None:
-        out = torch.zeros(shape, dtype=torch.uint8)
-    else:  # fresh shared memory reads as zeros
+    zeroed = torch.utils.data.get_worker_info() is not None  # fresh shared memory reads as zeros
+    if zeroed:
         elem = torch.empty(0, dtype=torch.uint8)
         out = elem.new(elem._typed_storage()._new_shared(math.prod(shape), device=elem.device)).view(shape)
+    else:  # every byte written once: the slice, then only its padding zeroed (no memset of the whole batch)
+        out = torch.empty(shape, dtype=torch.uint8)
     view = out.numpy()
     for i, c in enumerate(crops):
-        view[i, : c.pixels.shape[0], : c.pixels.shape[1]] = c.pixels
+        h, w = c.pixels.shape[:2]
+        view[i, :h, :w] = c.pixels
+        if not zeroed:
+            view[i, :h, w:] = 0
+            view[i, h:] = 0
     sizes = torch.tensor([c.pixels.shape[:2] for c in crops], dtype=torch.int64)
     return PixelBatch(out, sizes, torch.tensor([c.box for c in crops], dtype=torch.float64))
 

@@ -20,6 +20,7 @@ from typing import Iterator, NamedTuple
 
 import webdataset as wds
 
+from openwit.loader.tarread import tar_members
 from openwit.loader.urls import open_url, shard_name
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def iter_shard(url: str, faults: FaultLog) -> Iterator[RawSample]:
         tracked = _TailTracker(_decompressed(stream), url)
 
         def members():  # judged at the archive's end, before the last sample is grouped
-            for m in wds.tariterators.tar_file_iterator(tracked, handler=member_error):
+            for m in tar_members(tracked, member_error):
                 yield {**m, "__url__": url}
             if not fault and tracked.cut_short():
                 fault.append(("truncated_tar", f"no end-of-archive block after {tracked.total} bytes"))
