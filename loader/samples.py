@@ -18,9 +18,8 @@ import zlib
 from collections import Counter
 from typing import Iterator, NamedTuple
 
-import webdataset as wds
 
-from openwit.loader.tarread import tar_members
+from openwit.loader.tarread import group_by_key, tar_members
 from openwit.loader.urls import open_url, shard_name
 
 log = logging.getLogger(__name__)
@@ -135,21 +134,20 @@ def iter_shard(url: str, faults: FaultLog) -> Iterator[RawSample]:
         tracked = _TailTracker(_decompressed(stream), url)
 
         def members():  # judged at the archive's end, before the last sample is grouped
-            for m in tar_members(tracked, member_error):
-                yield {**m, "__url__": url}
+            yield from tar_members(tracked, member_error)
             if not fault and tracked.cut_short():
                 fault.append(("truncated_tar", f"no end-of-archive block after {tracked.total} bytes"))
 
-        for sample in wds.tariterators.group_by_keys(members(), handler=member_error):
+        for key, sample in group_by_key(members(), member_error):
             image, caption = _pick(sample, IMAGE_EXTS), _pick(sample, CAPTION_EXTS)
             if fault and (image is None or caption is None):
                 break  # the member list was cut by the truncation: already counted as truncated_tar
             if image is None or len(image) == 0:
-                faults.record("missing_image", url, sample["__key__"])
+                faults.record("missing_image", url, key)
             elif caption is None:
-                faults.record("missing_caption", url, sample["__key__"])
+                faults.record("missing_caption", url, key)
             else:
-                yield RawSample(sample["__key__"], url, image, caption.decode("utf-8", errors="replace"))
+                yield RawSample(key, url, image, caption.decode("utf-8", errors="replace"))
     except (tarfile.TarError, OSError, ValueError, *_TRUNCATION) as e:
         truncated = tracked is not None and tracked.total > 0 and isinstance(e, _TRUNCATION)
         fault.append(("truncated_tar" if truncated else "unreachable", e))

@@ -6,7 +6,7 @@ import tarfile
 import pytest
 import webdataset as wds
 
-from openwit.loader.tarread import tar_members
+from openwit.loader.tarread import group_by_key, tar_members
 
 
 def _archive(fmt: int) -> bytes:
@@ -56,7 +56,7 @@ def _outcome(reader, data: bytes):
     got = []
     try:
         for m in reader(_Chunky(data), handler):
-            got.append((m["fname"], m["data"]))
+            got.append(m if isinstance(m, tuple) else (m["fname"], m["data"]))
     except Exception as e:  # noqa: BLE001
         return got, calls, type(e).__name__
     return got, calls, None
@@ -90,3 +90,22 @@ def test_cut_at_any_offset_or_damaged_like_tarfile(fmt):
 def test_empty_and_garbage_streams_are_read_errors():
     for data in (b"", b"not a tar at all" * 40):
         assert _outcome(tar_members, data) == ([], [], "ReadError")
+
+
+def test_grouping_follows_webdataset():
+    members = [("a/0001.jpg", b"1"), ("a/0001.TXT", b"2"), ("a/0001.seg.png", b"3"), ("nodot", b"x"),
+               ("a/0001.jpg", b"dup"), ("a/0002.jpg", b"4"), ("b.c/0002.jpg", b"5"), ("0003.json", b"6")]
+    errors = []
+    mine = list(group_by_key(iter(members), errors.append))
+    ref_errors = []
+
+    def handler(exn):
+        ref_errors.append(exn)
+        return True
+
+    ref = [(s["__key__"], {k: v for k, v in s.items() if not k.startswith("__")})
+           for s in wds.tariterators.group_by_keys(({"fname": n, "data": d, "__url__": "u"} for n, d in members),
+                                                   handler=handler)]
+    assert mine == ref
+    assert [k for k, _ in mine] == ["a/0001", "a/0002", "b.c/0002", "0003"] and mine[0][1]["txt"] == b"2"
+    assert len(errors) == len(ref_errors) == 1 and "duplicate" in str(errors[0])
