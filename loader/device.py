@@ -7,8 +7,11 @@ resize-shorter-side + centre-crop geometry — and slice out the decoded pixels 
 reads around that box (`crop_for_device`). Nothing is resampled on the CPU, except that a box more
 than `REDUCING_GAP` × 2 times the output size is first shrunk by an integer factor with Pillow's
 `reduce` (box averages, as Pillow's own `resize(reducing_gap=2.0)`): that bounds a batch's memory
-for huge non-JPEG images; 256 px shards never need it. A batch is a `PixelBatch`: the slices
-zero-padded into one uint8 tensor, their sizes and the boxes in their coordinates.
+for huge non-JPEG images; 256 px shards never need it. The slice is a view of Pillow's own pixel
+memory (RGB stored as 4 bytes a pixel, exported through Arrow), so a sample's pixels are copied
+once, into the batch. A batch is a `PixelBatch`: the slices zero-padded into one uint8 RGBX tensor
+(the 4th byte unused: copying whole rows beats repacking to 3 bytes), their sizes and the boxes in
+their coordinates.
 
 Consumer side (`DeviceTransform`): Pillow's bicubic resampling (a = -0.5, support scaled by the
 downscale factor = antialiased; horizontal pass first, rounded and clipped to 0..255 between the
@@ -22,6 +25,7 @@ import math
 from typing import NamedTuple, Sequence
 
 import numpy as np
+import pyarrow as pa
 import torch
 from PIL import Image
 
@@ -34,7 +38,7 @@ BICUBIC_SUPPORT = 2.0  # Pillow's bicubic filter: a = -0.5, support 2 (times the
 class Crop(NamedTuple):
     """One image's share of a PixelBatch: the pixels the resize reads and where the box lies in them."""
 
-    pixels: np.ndarray  # uint8 HWC (a view into the decoded image where no reduce was needed)
+    pixels: np.ndarray  # uint8 H×W×4 (RGB + an unused byte; a view of the decoded image's memory) or H×W×3
     box: tuple[float, float, float, float]  # (left, top, right, bottom) in `pixels` coordinates
     source_box: tuple[float, float, float, float]  # the same box in the decoded image (as the Pillow path's)
 
@@ -42,7 +46,7 @@ class Crop(NamedTuple):
 class PixelBatch(NamedTuple):
     """What a `device_augment` loader yields in place of float images; `DeviceTransform` finishes it."""
 
-    pixels: torch.Tensor  # uint8 [B, H, W, 3]: each sample's slice at the top left, zero padded
+    pixels: torch.Tensor  # uint8 [B, H, W, 4]: each sample's slice (RGB + an unused byte) at the top left, zero padded
     sizes: torch.Tensor  # int64 [B, 2]: (height, width) of each sample's slice
     boxes: torch.Tensor  # float64 [B, 4]: (left, top, right, bottom) to resize to size×size, in slice pixels
 
@@ -63,11 +67,26 @@ def crop_for_device(img: Image.Image, size: int, box: Sequence[float], reducing_
     x0, x1 = _window(left, right, size, img.width, fx)
     y0, y1 = _window(top, bottom, size, img.height, fy)
     if fx > 1 or fy > 1:
-        pixels = np.asarray(img.reduce((fx, fy), box=(x0, y0, x1, y1)))
+        pixels = rgbx_pixels(img.reduce((fx, fy), box=(x0, y0, x1, y1)))
     else:
-        pixels = np.asarray(img)[y0:y1, x0:x1]  # np.asarray decodes (decode errors raise here)
+        pixels = rgbx_pixels(img)[y0:y1, x0:x1]
     inner = ((left - x0) / fx, (top - y0) / fy, (right - x0) / fx, (bottom - y0) / fy)
     return Crop(pixels, inner, tuple(float(v) for v in box))
+
+
+def rgbx_pixels(img: Image.Image) -> np.ndarray:
+    """An RGB image's pixels without copying them: an H×W×4 uint8 view of Pillow's own memory (it keeps
+    RGB as RGB + one unused byte) through its Arrow export (Pillow ≥ 11.2, images held in one block);
+    else an H×W×3 copy. Decodes the image first (decode errors raise here)."""
+    img.load()
+    export = getattr(img, "__arrow_c_array__", None)
+    if export is not None and img.mode == "RGB":
+        try:
+            flat = pa.array(img).values.to_numpy(zero_copy_only=True)
+            return flat.reshape(img.height, img.width, 4)
+        except (ValueError, TypeError, pa.ArrowException):
+            pass  # more than one block (very large images): copy
+    return np.asarray(img)
 
 
 def _window(start: float, end: float, size: int, limit: int, factor: int) -> tuple[int, int]:
@@ -96,7 +115,7 @@ def pack(crops: Sequence[Crop]) -> PixelBatch:
     the main process copies nothing."""
     height = max(c.pixels.shape[0] for c in crops)
     width = max(c.pixels.shape[1] for c in crops)
-    shape = (len(crops), height, width, 3)
+    shape = (len(crops), height, width, 4)
     zeroed = torch.utils.data.get_worker_info() is not None  # fresh shared memory reads as zeros
     if zeroed:
         elem = torch.empty(0, dtype=torch.uint8)
@@ -105,9 +124,10 @@ def pack(crops: Sequence[Crop]) -> PixelBatch:
         out = torch.empty(shape, dtype=torch.uint8)
     view = out.numpy()
     for i, c in enumerate(crops):
-        h, w = c.pixels.shape[:2]
-        view[i, :h, :w] = c.pixels
+        h, w, channels = c.pixels.shape
+        view[i, :h, :w, :channels] = c.pixels  # RGBX rows are copied whole: one contiguous run each
         if not zeroed:
+            view[i, :h, :w, channels:] = 0
             view[i, :h, w:] = 0
             view[i, h:] = 0
     sizes = torch.tensor([c.pixels.shape[:2] for c in crops], dtype=torch.int64)
@@ -170,7 +190,7 @@ class DeviceTransform:
         sizes = batch.sizes.to(device, non_blocking=True)
         wx = resample_weights(boxes[:, 0], boxes[:, 2], sizes[:, 1], width, size, taps).to(dtype)
         wy = resample_weights(boxes[:, 1], boxes[:, 3], sizes[:, 0], height, size, taps).to(dtype)
-        x = torch.empty((b, 3, height, width), dtype=dtype, device=device).copy_(pixels.permute(0, 3, 1, 2))
+        x = torch.empty((b, 3, height, width), dtype=dtype, device=device).copy_(pixels[..., :3].permute(0, 3, 1, 2))
         x = torch.bmm(x.view(b, 3 * height, width), wx.transpose(1, 2))  # horizontal pass first, as Pillow
         x = x.add_(0.5).floor_().clamp_(0, 255).view(b, 3, height, size)  # Pillow keeps uint8 between passes
         x = torch.matmul(wy.unsqueeze(1), x).float()  # [B, 3, S, S]

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 import pytest
 import torch
 import torch.distributed as dist
@@ -106,7 +107,7 @@ def test_crop_boxes_are_the_pillow_paths(photos, tok):
         if (right - left) / 224 < 2 * REDUCING_GAP and (bottom - top) / 224 < 2 * REDUCING_GAP:  # no reduce
             ox, oy = int(left - crop.box[0]), int(top - crop.box[1])
             h, w = crop.pixels.shape[:2]
-            assert np.array_equal(crop.pixels, np.asarray(img.convert("RGB"))[oy: oy + h, ox: ox + w])
+            assert np.array_equal(crop.pixels[..., :3], np.asarray(img.convert("RGB"))[oy: oy + h, ox: ox + w])
             assert crop.box[2] - crop.box[0] == right - left and ox >= 0 and oy >= 0
             seen += 1
     assert seen >= 20
@@ -172,10 +173,25 @@ def test_faults_counted_the_same(shared_data, tok, tmp_path):
         assert "broken 0" not in runs[1][0] and "cut jpeg" not in runs[1][0]
 
 
+def test_pixels_are_a_view_of_the_decoded_image_or_a_copy(shared_data):
+    from openwit.loader.device import crop_for_device, pack, rgbx_pixels
+    paths = sorted((shared_data / "images" / "skimage").glob("*.*g"))[:6]
+    imgs = [Image.open(p).convert("RGB") for p in paths]
+    for img in imgs:
+        px = rgbx_pixels(img)
+        assert px.shape[:2] == (img.height, img.width) and px.shape[2] in (3, 4)
+        assert np.array_equal(px[..., :3], np.asarray(img))
+    batch = pack([crop_for_device(imgs[0], 32, (0, 0, 40, 30)), crop_for_device(imgs[1], 32, (5, 5, 60, 50))])
+    assert batch.pixels.shape[-1] == 4
+    for img, (h, w) in zip(batch.pixels, batch.sizes.tolist()):  # padding zeroed in the main process too
+        assert not img[h:].any() and not img[:, w:].any()
+
+
 def test_pixel_batches_from_workers(shards, tok):
     loader = make_loader(shards, 8, tokenizer=tok, num_workers=2, train=False, device_augment=True, **KW)
     for batch, tokens in loader:
         assert batch.pixels.dtype == torch.uint8 and batch.pixels.shape[0] == tokens.shape[0] == batch.sizes.shape[0]
+        assert batch.pixels.shape[-1] == 4  # RGB + Pillow's unused byte, rows copied whole
         for img, (h, w) in zip(batch.pixels, batch.sizes.tolist()):
             assert not img[h:].any() and not img[:, w:].any()  # padding is zeros (shared memory from workers)
     floats = torch.rand(2, 3, 32, 32)
