@@ -1,0 +1,44 @@
+"""Steady CPU-ms per image of the loader's device path in this process, N epochs (a new loader each).
+
+For A/B comparisons of loader changes on the same shards (benchmarks/bench_loader.py's 256 px set):
+run it at one commit, then at the other, alternating, under `taskset -c 1`:
+
+    taskset -c 1 .venv/bin/python benchmarks/bench_loader_steady.py --epochs 7 --label new
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_loader  # noqa: E402  (the shards and the CLIP vocabulary it uses)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=7)
+    ap.add_argument("--label", default="")
+    ap.add_argument("--default-path", action="store_true", help="the Pillow path instead of device_augment")
+    args = ap.parse_args()
+    import torch
+
+    from openwit.loader import make_loader
+
+    torch.set_num_threads(1)
+    urls = bench_loader.make_shards(2000)
+    per_image = []
+    for _ in range(args.epochs):
+        loader = make_loader(urls, 64, tokenizer=str(bench_loader.BPE), num_workers=0,
+                             device_augment=not args.default_path)
+        start, images = time.process_time(), 0
+        for x, _ in loader:
+            images += len(x.pixels) if not args.default_path else x.shape[0]
+        per_image.append((time.process_time() - start) / images * 1e3)
+    print(f"{args.label} median {statistics.median(per_image):.3f} CPU-ms/image over {args.epochs} epochs: "
+          + " ".join(f"{v:.3f}" for v in per_image))
+
+
+if __name__ == "__main__":
+    main()
