@@ -3,7 +3,8 @@
 The shards look like a real build's: URLs on ~30k Zipf-distributed hosts, sha256 for every decoded
 image (1% repeated), captions of varied length (3% repeated boilerplate), the failure reasons of a
 web crawl (HTTP codes, timeouts, robots.txt and X-Robots-Tag opt-outs, decode errors), query ids
-from a 500k list with sources, candidate_counts.json, timing files and a trained tokenizer.json
+from a 500k list with sources, provenance (page_url, source) and downloaded formats and bytes,
+candidate_counts.json, timing files and a trained tokenizer.json
 (so the token-length sample is measured too). No tar files: the gallery reads a handful of images
 and is not what scales. No other tool makes this report, so this only measures openwit: wall
 time, peak memory and the page's size.
@@ -66,6 +67,9 @@ def generate(shards: int, n: int) -> None:
         decoded = ok | (st == "filtered") | (st == "failed_to_resize")
         sha = [None if not d else f"{(total + i) if rng.random() > 0.01 else 7:064x}" for i, d in enumerate(decoded)]
         h = hosts[total: total + n]
+        downloaded = decoded | np.isin(err, ["not_an_image: text/html"])
+        formats = rng.choice(np.array(["jpeg", "png", "webp", "gif"], dtype=object), n, p=[0.8, 0.12, 0.05, 0.03])
+        raw_bytes = rng.lognormal(11.5, 1.0, n).astype(np.int64)
         ow = rng.integers(10, 4000, n).astype(np.int32)
         oh = rng.integers(10, 4000, n).astype(np.int32)
         pq.write_table(pa.table({
@@ -78,6 +82,11 @@ def generate(shards: int, n: int) -> None:
             "original_height": np.where(decoded, oh, 0).astype(np.int32),
             "sha256": sha,
             "query_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids)),
+            "page_url": [f"https://site{hh}.com/page/{i % 97}" for i, hh in enumerate(h)],
+            "source": [f"CC-MAIN-{s % 9}.warc.gz"] * n,
+            "original_format": pa.array(np.where(downloaded, formats, None), pa.string()),
+            "original_bytes": pa.array(np.where(downloaded, raw_bytes, 0), pa.int64(), mask=~downloaded),
+            "image_bytes": pa.array(rng.integers(8_000, 40_000, n), pa.int64(), mask=~ok),
         }), f"{OUT}/{s:05d}.parquet")
         with open(f"{OUT}/{s:05d}_stats.json", "w") as f:
             json.dump({"shard": s, "count": n, "successes": int(ok.sum()),
@@ -113,7 +122,7 @@ def main():
     ap.add_argument("--regenerate", action="store_true", help="remake the shard folder (else reused when there)")
     a = ap.parse_args()
     shards, n, repeat = a.shards, a.rows, a.repeat
-    marker = os.path.join(OUT, f"generated-{shards}x{n}")
+    marker = os.path.join(OUT, f"generated-v2-{shards}x{n}")  # v2: provenance and file-size columns
     generated = a.regenerate or not os.path.exists(marker)
     if generated:
         import shutil
