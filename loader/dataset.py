@@ -32,6 +32,7 @@ from PIL import Image
 from openwit.loader import device, plan
 from openwit.loader.samples import FaultLog, RawSample, iter_shard
 from openwit.loader.tokenizer import CaptionTokenizer
+from openwit.loader.urls import shard_name
 from openwit.loader.transforms import (MAX_IMAGE_PIXELS, ImageTooLarge, eval_transform, normalize_batch,
                                        open_image, train_transform)
 
@@ -271,7 +272,9 @@ class ShardDataset(torch.utils.data.IterableDataset):
                 return True
             if not self.train:
                 return (device.eval_crop if self.device_augment else eval_transform)(img, self.image_size)
-            rng = plan.rng_for(self.seed, "crop", self.epoch, s.url, s.key)
+            # keyed by the shard's file name, not its URL: the same shards read from another folder,
+            # a bucket or over HTTP give the same crops
+            rng = plan.rng_for(self.seed, "crop", self.epoch, shard_name(s.url), s.key)
             return (device.train_crop if self.device_augment else train_transform)(img, self.image_size, rng)
         except (ImageTooLarge, Image.DecompressionBombError) as e:
             reason, detail = "decompression_bomb", e

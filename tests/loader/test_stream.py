@@ -148,11 +148,17 @@ def test_only_bad_inputs_is_a_clear_error(tok, tmp_path):
         make_loader("nosuchscheme://bucket/{0..3}.tar", 4, tokenizer=tok)
 
 
-def test_deterministic_given_seed(shards, tok):
-    def run(seed):
-        return [(x.sum().item(), t.sum().item()) for x, t in
-                make_loader(str(shards / "{00000..00002}.tar"), 8, tokenizer=tok, seed=seed, **KW)]
+def test_deterministic_given_seed(shards, tok, tmp_path):
+    def run(seed, urls=str(shards / "{00000..00002}.tar")):
+        return [(x.sum().item(), t.sum().item()) for x, t in make_loader(urls, 8, tokenizer=tok, seed=seed, **KW)]
     assert run(1) == run(1) and run(1) != run(2)
+    moved = tmp_path / "elsewhere" / "wit"  # the same shards in another folder and in a bucket: same batches
+    moved.mkdir(parents=True)
+    mem = fsspec.filesystem("memory")
+    for f in sorted(shards.iterdir()):
+        (moved / f.name).write_bytes(f.read_bytes())
+        mem.pipe(f"/moved-bucket/{f.name}", f.read_bytes())
+    assert run(1, str(moved / "{00000..00002}.tar")) == run(1) == run(1, "memory://moved-bucket/{00000..00002}.tar")
 
 
 @pytest.mark.parametrize("workers", [0, 2])
