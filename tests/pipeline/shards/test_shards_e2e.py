@@ -211,6 +211,8 @@ def test_retry_failed_refetches_only_failures(built):
     assert main(_flags(out, cands, "--retry-failed")) == 0
     rows = {r["url"]: r for r in _rows(out)}
     assert rows[flaky]["status"] == "success"
+    assert (rows[flaky]["page_url"], rows[flaky]["source"]) == (before[flaky]["page_url"], before[flaky]["source"])
+    assert rows[flaky]["original_bytes"] > 0 and rows[flaky]["image_bytes"] > 0  # provenance kept, sizes filled
     assert rows[srv.url("/bomb.png")]["status"] == "failed_to_resize"  # not a download failure: kept
     assert {u: r for u, r in rows.items() if r["status"] == "success" and u != flaky} == \
         {u: r for u, r in before.items() if r["status"] == "success"}
