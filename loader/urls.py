@@ -11,8 +11,6 @@ from typing import IO, Iterable
 
 import fsspec
 import pyarrow.parquet as pq
-import webdataset as wds
-from webdataset.gopen import gopen
 
 from openwit.common import layout
 from openwit.common.errors import UserError
@@ -23,11 +21,13 @@ _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 def expand_urls(urls: str | Iterable[str]) -> list[str]:
     """`a/{00000..00009}.tar::b/x.tar` or a list of such strings → a flat list of shard URLs."""
+    from webdataset.shardlists import expand_urls as expand  # webdataset imports torch: only when reading shards
+
     if isinstance(urls, str):
         urls = [urls]
     out: list[str] = []
     for item in urls:
-        out.extend(u for u in wds.shardlists.expand_urls(str(item)) if u)
+        out.extend(u for u in expand(str(item)) if u)
     if not out:
         raise UserError("no shard URLs given")
     return out
@@ -47,6 +47,8 @@ def check_openers(urls: Iterable[str]) -> None:
 def open_url(url: str) -> IO[bytes]:
     """A readable binary stream for a shard URL (raises OSError-like errors when unreachable)."""
     if url.startswith("pipe:") or not _SCHEME.match(url) or url.startswith("file://"):
+        from webdataset.gopen import gopen
+
         return gopen(url, "rb")
     if url.startswith(("http://", "https://")):  # stream: no range requests, no size needed
         return fsspec.open(url, "rb", block_size=0).open()
