@@ -42,8 +42,8 @@ WORD_CACHE_SIZE = 1 << 20  # words; cleared when full (Zipf: the common words co
 PRETOKEN_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 
 
-def bytes_to_unicode() -> list[str]:
-    """CLIP/GPT-2's reversible byte→printable-character table, in CLIP's vocabulary order."""
+def _byte_table() -> dict[int, str]:
+    """CLIP/GPT-2's reversible byte → printable character mapping."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
     printable += list(range(ord("®"), ord("ÿ") + 1))
     table, extra = {}, 0
@@ -53,8 +53,13 @@ def bytes_to_unicode() -> list[str]:
         else:
             table[b] = chr(256 + extra)
             extra += 1
-    chars = [table[b] for b in printable] + [table[b] for b in range(256) if b not in printable]
-    return chars
+    return table
+
+
+def bytes_to_unicode() -> list[str]:
+    """CLIP/GPT-2's byte characters, in CLIP's vocabulary order (printable bytes first)."""
+    table = _byte_table()
+    return [table[b] for b in sorted(table, key=lambda b: (table[b] != chr(b), b))]
 
 
 def clean_caption(text: str) -> str:
@@ -107,7 +112,27 @@ class CaptionTokenizer:
             raise UserError(f"tokenizer lacks {SOT} / {EOT}: not an openwit/CLIP tokenizer")
         self._fast = _fast_copy(tokenizer)
         self._pattern = regex.compile(PRETOKEN_PATTERN)
-        self._words: dict[str, list[int]] = {}
+        self._seed = self._whole_words()
+        self._words: dict[str, list[int]] = dict(self._seed)
+
+    def _whole_words(self) -> dict[str, list[int]]:
+        """word → ids for every vocabulary entry that is a whole word (`…</w>`) the pre-tokenizer can
+        produce: the word cache starts with them, so a new tokenizer (each DataLoader worker, each
+        epoch) does not send every common word to the BPE again. The ids come from the BPE itself
+        (one batch, ~0.1 s for CLIP's 49k vocabulary), so they are exactly what a miss would give."""
+        back = {c: b for b, c in _byte_table().items()}
+        words = []
+        for token in self._fast.get_vocab():
+            if not token.endswith(EOW) or len(token) == len(EOW):
+                continue
+            try:
+                word = bytes(back[c] for c in token[: -len(EOW)]).decode("utf-8")
+            except (KeyError, UnicodeDecodeError):
+                continue
+            if self._pattern.fullmatch(word):
+                words.append(word)
+        words.sort()
+        return {w: enc.ids for w, enc in zip(words, self._fast.encode_batch_fast(words, add_special_tokens=False))}
 
     @property
     def vocab_size(self) -> int:
@@ -171,7 +196,11 @@ class CaptionTokenizer:
         return ids[: ids.index(self.eot_id) + 1]
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_words": {}}  # DataLoader workers start with an empty word cache
+        return {**self.__dict__, "_words": None}  # DataLoader workers start from the whole-word cache
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._words = dict(self._seed)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """`[len(texts), context_length]` int64 array of ids.
@@ -186,6 +215,7 @@ class CaptionTokenizer:
         if misses:
             if len(cache) + len(misses) > WORD_CACHE_SIZE:
                 cache.clear()
+                cache.update(self._seed)
             for w, enc in zip(misses, self._fast.encode_batch_fast(misses, add_special_tokens=False)):
                 cache[w] = enc.ids
         out = np.zeros((len(texts), self.context_length), dtype=np.int64)

@@ -37,6 +37,22 @@ def test_layout_and_truncation_keep_end_token(clip_tok):
     assert clip_tok.encode("") == [49406, 49407]
 
 
+def test_whole_word_cache_gives_the_bpe_s_own_ids(shared_data, clip_tok):
+    """The cache a tokenizer starts with (every whole-word vocabulary entry, also in pickled copies
+    for DataLoader workers) changes nothing: same ids as a tokenizer that sends every word to the BPE."""
+    import pickle
+
+    texts = [t for t in pq.read_table(shared_data / "metadata" / "img2dataset_test_10000.parquet",
+                                      columns=["TEXT"]).column("TEXT").to_pylist() if t][:2000]
+    assert len(clip_tok._seed) > 30_000 and clip_tok._seed["photo"] == [1125]
+    cold = pickle.loads(pickle.dumps(clip_tok))
+    assert cold._words == cold._seed  # a worker's copy starts from the whole words, not from what was seen
+    cold._seed, cold._words = {}, {}
+    assert np.array_equal(cold(texts), clip_tok(texts))
+    copy = pickle.loads(pickle.dumps(clip_tok))
+    assert np.array_equal(copy(texts), clip_tok(texts))
+
+
 def test_cleanup_like_clip():
     assert clean_caption("  Tom &amp;amp; Jerry\n\tSHOW ") == "tom & jerry show"
     assert clean_caption("don’t") == "don't"  # ftfy uncurls quotes: needed for parity
