@@ -32,9 +32,9 @@ from PIL import Image
 from openwit.loader import device, plan
 from openwit.loader.samples import FaultLog, RawSample, iter_shard
 from openwit.loader.tokenizer import CaptionTokenizer
-from openwit.loader.urls import shard_name
 from openwit.loader.transforms import (MAX_IMAGE_PIXELS, ImageTooLarge, eval_transform, normalize_batch,
                                        open_image, train_transform)
+from openwit.loader.urls import shard_name
 
 log = logging.getLogger(__name__)
 

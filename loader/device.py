@@ -79,8 +79,7 @@ def rgbx_pixels(img: Image.Image) -> np.ndarray:
     RGB as RGB + one unused byte) through its Arrow export (Pillow ≥ 11.2, images held in one block);
     else an H×W×3 copy. Decodes the image first (decode errors raise here)."""
     img.load()
-    export = getattr(img, "__arrow_c_array__", None)
-    if export is not None and img.mode == "RGB":
+    if img.mode == "RGB" and hasattr(img, "__arrow_c_array__"):
         try:
             flat = pa.array(img).values.to_numpy(zero_copy_only=True)
             return flat.reshape(img.height, img.width, 4)

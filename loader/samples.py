@@ -18,7 +18,6 @@ import zlib
 from collections import Counter
 from typing import Iterator, NamedTuple
 
-
 from openwit.loader.tarread import group_by_key, tar_members
 from openwit.loader.urls import open_url, shard_name
 

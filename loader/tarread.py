@@ -82,15 +82,17 @@ def _pax_records(data: bytes) -> dict[str, str]:
 
 
 def _read_exact(stream, n: int) -> bytes:
+    """n bytes, or fewer only at the end of the stream (streams may return less than asked before it)."""
     data = stream.read(n)
     if len(data) == n or not data:
         return data
-    parts = [data]
-    while n - sum(map(len, parts)) > 0:  # streams may return less than asked before their end
-        more = stream.read(n - sum(map(len, parts)))
+    parts, got = [data], len(data)
+    while got < n:
+        more = stream.read(n - got)
         if not more:
             break
         parts.append(more)
+        got += len(more)
     return b"".join(parts)
 
 

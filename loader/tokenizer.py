@@ -59,7 +59,8 @@ def _byte_table() -> dict[int, str]:
 def bytes_to_unicode() -> list[str]:
     """CLIP/GPT-2's byte characters, in CLIP's vocabulary order (printable bytes first)."""
     table = _byte_table()
-    return [table[b] for b in sorted(table, key=lambda b: (table[b] != chr(b), b))]
+    printable = [b for b in range(256) if table[b] == chr(b)]
+    return [table[b] for b in printable] + [table[b] for b in range(256) if table[b] != chr(b)]
 
 
 def clean_caption(text: str) -> str:
