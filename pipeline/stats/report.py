@@ -56,17 +56,15 @@ def _shard_summary(markers: list[dict], uncommitted: list[int]) -> dict:
     }
 
 
-def _read_shard(shard: layout.Shard) -> tuple[dict, pa.Table]:
-    """(marker, the needed Parquet columns) of one shard, read whole before anything is counted
-    (a shard is ~10k rows), so a shard that breaks half-way adds nothing; BadShardFile names the file."""
-    marker = layout.read_marker(shard.stats)
+def _read_shard(shard: layout.Shard) -> pa.Table:
+    """The needed Parquet columns of one shard, read whole before anything is counted (a shard is
+    ~10k rows), so a shard that breaks half-way adds nothing; BadShardFile names the file."""
     try:
         with layout.open_read(shard.parquet) as f:
             pf = pq.ParquetFile(f)
-            table = pf.read(columns=[c for c in COLUMNS if c in pf.schema_arrow.names])
+            return pf.read(columns=[c for c in COLUMNS if c in pf.schema_arrow.names])
     except (OSError, pa.ArrowException) as e:
         raise layout.BadShardFile(shard.parquet, f"cannot read the shard's Parquet ({str(e)[:200]})") from None
-    return marker, table
 
 
 def _file_sizes(out_dir: str) -> dict[str, int]:
@@ -136,18 +134,20 @@ def _compute(out_dir: str, skip_bad_shards: bool, with_gallery: bool) -> tuple[d
         raise UserError(f"no shard files (*.parquet with _stats.json) in {out_dir} — run openwit-build first")
     query_table = read_query_counts(out_dir)
     sources = query_sources(out_dir, query_table)
-    markers_first = []  # markers are tiny: read them first for the caption sample's stride
+    read: list[dict | layout.BadShardFile] = []  # markers are tiny: all first, for the caption sample's stride
     for shard in shards:
         try:
-            markers_first.append(layout.read_marker(shard.stats))
-        except layout.BadShardFile:
-            markers_first.append({})
-    expected = sum(int(m.get("successes", 0) or 0) for m in markers_first)
+            read.append(layout.read_marker(shard.stats))
+        except layout.BadShardFile as e:
+            read.append(e)  # raised below, in the shard's turn
+    expected = sum(int(m.get("successes", 0) or 0) for m in read if isinstance(m, dict))
     rows = ShardRows(source_of=sources[1], caption_stride=-(-expected // TOKEN_SAMPLE) if expected else 1)
     markers, skipped = [], []
-    for shard in shards:
+    for shard, marker in zip(shards, read):
         try:
-            marker, table = _read_shard(shard)
+            if isinstance(marker, layout.BadShardFile):
+                raise marker
+            table = _read_shard(shard)
         except layout.BadShardFile as e:
             if not skip_bad_shards:
                 raise UserError(f"{e} — rebuild it (delete {shard.stats} and rerun openwit-build) or pass "
