@@ -50,6 +50,7 @@ setup(
         "requests",
         "aiohttp>=3.9",
         "pillow>=10",
+        "simplejpeg>=1.7",
         "pyarrow>=14",
         "numpy",
         "webdataset>=0.2.90",

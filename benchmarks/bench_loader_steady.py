@@ -39,11 +39,13 @@ def main() -> None:
         tokenizer = CaptionTokenizer.from_clip_bpe(tokenizer)
         for _ in make_loader(urls, 64, tokenizer=tokenizer, num_workers=0, device_augment=not args.default_path):
             pass
-    per_image, ceiling = [], []
+    per_image, ceiling, ceiling_sj = [], [], []
     for _ in range(args.epochs):
         if args.ceiling:
             c = bench_loader.decode_ceiling(urls)
             ceiling.append(c["cpu_seconds"] / c["images"] * 1e3)
+            c = bench_loader.decode_ceiling(urls, "simplejpeg")
+            ceiling_sj.append(c["cpu_seconds"] / c["images"] * 1e3)
         loader = make_loader(urls, 64, tokenizer=tokenizer, num_workers=0, device_augment=not args.default_path)
         start, images = time.process_time(), 0
         for x, _ in loader:
@@ -51,9 +53,10 @@ def main() -> None:
         per_image.append((time.process_time() - start) / images * 1e3)
     print(f"{args.label} median {statistics.median(per_image):.3f} CPU-ms/image over {args.epochs} epochs: "
           + " ".join(f"{v:.3f}" for v in per_image))
-    if ceiling:
-        print(f"decode ceiling median {statistics.median(ceiling):.3f} CPU-ms/image: "
-              f"{statistics.median(ceiling) / statistics.median(per_image):.2f} of its rate")
+    for name, values in (("Pillow", ceiling), ("simplejpeg", ceiling_sj)):
+        if values:
+            print(f"{name} decode ceiling median {statistics.median(values):.3f} CPU-ms/image: "
+                  f"{statistics.median(values) / statistics.median(per_image):.2f} of its rate")
 
 
 if __name__ == "__main__":

@@ -266,9 +266,11 @@ class ShardDataset(torch.utils.data.IterableDataset):
         `decode_only`), or None: skipped and counted. Both paths skip the same samples: each decodes
         every pixel (Pillow raises on corrupt data while decoding, not while opening)."""
         try:
-            img = open_image(s.image, self.image_size, draft=self.draft, max_pixels=self.max_pixels)
+            decode = device.decode if self.device_augment else open_image
+            img = decode(s.image, self.image_size, draft=self.draft, max_pixels=self.max_pixels)
             if decode_only:
-                img.load()
+                if isinstance(img, Image.Image):
+                    img.load()
                 return True
             if not self.train:
                 return (device.eval_crop if self.device_augment else eval_transform)(img, self.image_size)

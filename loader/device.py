@@ -1,15 +1,17 @@
 """Decode-only loading: workers hand over uint8 pixels and crop boxes, the consumer resizes whole
 batches on its device (`make_loader(..., device_augment=True)`, issue 15).
 
-Worker side (per image, cheap): decode (`open_image`, JPEG `draft` as the default path), take the
+Worker side (per image, cheap): decode (`decode`: plain JPEGs with libjpeg-turbo straight to an
+RGBX array, `loader/jpeg.py`; anything else with Pillow's `open_image`; JPEG `draft` as the default
+path, the same pixels either way), take the
 box the Pillow path would resize — train: `random_resized_crop_box` with the same RNG; eval: the
 resize-shorter-side + centre-crop geometry — and slice out the decoded pixels the bicubic filter
 reads around that box (`crop_for_device`). Nothing is resampled on the CPU, except that a box more
 than `REDUCING_GAP` × 2 times the output size is first shrunk by an integer factor with Pillow's
 `reduce` (box averages, as Pillow's own `resize(reducing_gap=2.0)`): that bounds a batch's memory
 for huge non-JPEG images; 256 px shards never need it. The slice is a view of Pillow's own pixel
-memory (RGB stored as 4 bytes a pixel, exported through Arrow), so a sample's pixels are copied
-once, into the batch. A batch is a `PixelBatch`: the slices zero-padded into one uint8 RGBX tensor
+memory (RGB stored as 4 bytes a pixel, exported through Arrow) or of the decoded array, so a
+sample's pixels are copied once, into the batch. A batch is a `PixelBatch`: the slices zero-padded into one uint8 RGBX tensor
 (the 4th byte unused: copying whole rows beats repacking to 3 bytes), their sizes and the boxes in
 their coordinates.
 
@@ -29,7 +31,9 @@ import pyarrow as pa
 import torch
 from PIL import Image
 
-from openwit.loader.transforms import CLIP_MEAN, CLIP_STD, eval_resize_geometry, random_resized_crop_box
+from openwit.loader import jpeg
+from openwit.loader.transforms import (CLIP_MEAN, CLIP_STD, MAX_IMAGE_PIXELS, check_pixels, eval_resize_geometry,
+                                       open_image, random_resized_crop_box)
 
 REDUCING_GAP = 2.0  # a box over 2 × REDUCING_GAP × size on a side is reduced by an integer factor first
 BICUBIC_SUPPORT = 2.0  # Pillow's bicubic filter: a = -0.5, support 2 (times the downscale factor)
@@ -55,8 +59,28 @@ class PixelBatch(NamedTuple):
 
 
 # --- worker side ------------------------------------------------------------------------------
-def crop_for_device(img: Image.Image, size: int, box: Sequence[float], reducing_gap: float = REDUCING_GAP) -> Crop:
-    """The pixels of `img` (RGB) that resizing `box` to `size`×`size` with bicubic reads, and the box in them.
+Decoded = Image.Image | np.ndarray  # an RGB image, or H×W×4 RGBX pixels
+
+
+def decode(data: bytes, size: int, draft: bool = True, max_pixels: int | None = MAX_IMAGE_PIXELS) -> Decoded:
+    """`open_image`'s pixels, refusals and errors: a plain JPEG decoded by libjpeg-turbo straight to
+    an RGBX array (at the scale Pillow's `draft` would pick), anything else an RGB Pillow image."""
+    dims = jpeg.jpeg_size(data) if max_pixels is not None else None  # None: Pillow's own guard applies
+    if dims is not None:
+        check_pixels(*dims, max_pixels)
+        pixels = jpeg.decode_rgbx(data, dims, jpeg.draft_scale(*dims, size) if draft else 1)
+        if pixels is not None:
+            return pixels
+    return open_image(data, size, draft=draft, max_pixels=max_pixels)
+
+
+def image_size(img: Decoded) -> tuple[int, int]:
+    """(width, height) of a decoded image."""
+    return (img.shape[1], img.shape[0]) if isinstance(img, np.ndarray) else img.size
+
+
+def crop_for_device(img: Decoded, size: int, box: Sequence[float], reducing_gap: float = REDUCING_GAP) -> Crop:
+    """The pixels of `img` that resizing `box` to `size`×`size` with bicubic reads, and the box in them.
 
     The slice reaches the filter's support (2 × the downscale factor) beyond the box on each side,
     clipped at the image's edges, so the device computes exactly what Pillow's `resize(box=…)` does.
@@ -64,12 +88,15 @@ def crop_for_device(img: Image.Image, size: int, box: Sequence[float], reducing_
     left, top, right, bottom = box
     fx = int((right - left) / size / reducing_gap) or 1
     fy = int((bottom - top) / size / reducing_gap) or 1
-    x0, x1 = _window(left, right, size, img.width, fx)
-    y0, y1 = _window(top, bottom, size, img.height, fy)
+    width, height = image_size(img)
+    x0, x1 = _window(left, right, size, width, fx)
+    y0, y1 = _window(top, bottom, size, height, fy)
     if fx > 1 or fy > 1:
+        if isinstance(img, np.ndarray):
+            img = Image.fromarray(np.ascontiguousarray(img[..., :3]))
         pixels = rgbx_pixels(img.reduce((fx, fy), box=(x0, y0, x1, y1)))
     else:
-        pixels = rgbx_pixels(img)[y0:y1, x0:x1]
+        pixels = (img if isinstance(img, np.ndarray) else rgbx_pixels(img))[y0:y1, x0:x1]
     inner = ((left - x0) / fx, (top - y0) / fy, (right - x0) / fx, (bottom - y0) / fy)
     return Crop(pixels, inner, tuple(float(v) for v in box))
 
@@ -95,14 +122,14 @@ def _window(start: float, end: float, size: int, limit: int, factor: int) -> tup
     return lo, min(limit, lo + -(-(hi - lo) // factor) * factor)
 
 
-def train_crop(img: Image.Image, size: int, rng) -> Crop:
+def train_crop(img: Decoded, size: int, rng) -> Crop:
     """The device path's `train_transform`: the same random resized crop box (same draws from `rng`)."""
-    return crop_for_device(img, size, random_resized_crop_box(img.width, img.height, rng))
+    return crop_for_device(img, size, random_resized_crop_box(*image_size(img), rng))
 
 
-def eval_crop(img: Image.Image, size: int) -> Crop:
+def eval_crop(img: Decoded, size: int) -> Crop:
     """The device path's `eval_transform`: the source box that becomes the centre crop of the resize."""
-    w, h = img.size
+    w, h = image_size(img)
     new_w, new_h, left, top = eval_resize_geometry(w, h, size)
     sx, sy = w / new_w, h / new_h
     return crop_for_device(img, size, (left * sx, top * sy, (left + size) * sx, (top + size) * sy))

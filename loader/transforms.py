@@ -37,12 +37,16 @@ def open_image(data: bytes, size: int, draft: bool = True, max_pixels: int | Non
     The header's size is checked against `max_pixels` before any pixel is decoded (ImageTooLarge).
     """
     img = Image.open(io.BytesIO(data))
-    w, h = img.size
-    if max_pixels is not None and w * h > max_pixels:
-        raise ImageTooLarge(f"{w}x{h} = {w * h} pixels > {max_pixels}")
+    check_pixels(*img.size, max_pixels)
     if draft and img.format == "JPEG":
         img.draft("RGB", (size, size))
     return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def check_pixels(width: int, height: int, max_pixels: int | None) -> None:
+    """ImageTooLarge when a header's size is over the decompression-bomb guard."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLarge(f"{width}x{height} = {width * height} pixels > {max_pixels}")
 
 
 def random_resized_crop_box(width: int, height: int, rng: random.Random,
