@@ -3,6 +3,7 @@
     openwit-loader tokenizer train --shards 'out/{00000..00099}.tar' [--out out/tokenizer.json] [--vocab-size 32000]
     openwit-loader tokenizer encode --tokenizer out/tokenizer.json "a photo of a cat"
     openwit-loader inspect 'out/{00000..00099}.tar' [--batch-size 256] [--max-batches 50] [--num-workers 2]
+                           [--device-augment]
         [--missing-shards error|skip]
 """
 from __future__ import annotations
@@ -62,16 +63,19 @@ def cmd_inspect(args) -> int:
 
     loader = make_loader(args.urls, args.batch_size, image_size=args.image_size, num_workers=args.num_workers,
                          tokenizer=args.tokenizer, resampled=args.resampled, train=not args.eval,
-                         missing_shards=args.missing_shards)
+                         missing_shards=args.missing_shards, device_augment=args.device_augment)
     counts = loader.dataset.counts
     report = {"shards": len(counts), "num_samples": loader.num_samples, "batches_per_epoch": len(loader),
-              "samples_per_shard": {"min": min(counts.values()), "max": max(counts.values())}}
-    start, images = time.perf_counter(), 0
+              "samples_per_shard": {"min": min(counts.values()), "max": max(counts.values())},
+              "device_augment": args.device_augment}
+    start, cpu, images = time.perf_counter(), time.process_time(), 0
     for images_batch, _ in itertools.islice(loader, args.max_batches):
-        images += images_batch.shape[0]
-    seconds = time.perf_counter() - start
+        images += len(images_batch.sizes) if args.device_augment else images_batch.shape[0]
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     report.update(images_read=images, seconds=round(seconds, 3),
                   images_per_s=round(images / seconds, 1) if seconds else None, faults=dict(loader.faults))
+    if not args.num_workers:  # every decode ran in this process: its CPU time is the loader's
+        report["cpu_ms_per_image"] = round(cpu / images * 1e3, 3) if images else None
     print(json.dumps(report, indent=1))
     return 0
 
@@ -123,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw shards with replacement, as for training on a stream (default: split them into epochs)")
     i.add_argument("--eval", action="store_true",
                    help="evaluation transform (resize + centre crop), no shuffle (default: training transform)")
+    i.add_argument("--device-augment", action="store_true",
+                   help="read as a GPU trainer does by default: decode and crop only, uint8 batches, the resize "
+                        "left to the device (default: the full CPU transform)")
     i.add_argument("--missing-shards", choices=("error", "skip"), default="error",
                    help="shards that do not exist: an error (default) or skipped with a warning")
     i.set_defaults(func=cmd_inspect)

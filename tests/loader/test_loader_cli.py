@@ -18,6 +18,11 @@ def test_train_encode_inspect(shared_data, tmp_path, capsys, monkeypatch):
     assert main(["inspect", urls, "--batch-size", "4", "--image-size", "32", "--max-batches", "3"]) == 0
     report = json.loads(capsys.readouterr().out)  # tokenizer.json beside the shards is the default
     assert report["num_samples"] == 21 and report["images_read"] == 12 and report["batches_per_epoch"] == 6
+    assert report["cpu_ms_per_image"] > 0 and report["device_augment"] is False
+    assert main(["inspect", urls, "--batch-size", "4", "--image-size", "32", "--max-batches", "3",
+                 "--device-augment"]) == 0
+    device = json.loads(capsys.readouterr().out)  # decode + crop only: the same samples are read
+    assert device["device_augment"] is True and device["images_read"] == 12 and device["faults"] == report["faults"]
 
 
 def test_bad_input_is_one_line_error(tmp_path, capsys):
