@@ -81,7 +81,7 @@ def make_shards(n: int, per_shard: int = 250) -> list[str]:
 def decode_ceiling(urls: list[str], decoder: str = "pillow") -> dict:
     """Decode of every JPEG (bytes already in memory): the most a loader with that decoder could do.
     pillow: `Image.open(…).convert("RGB")` (the issue's ceiling); simplejpeg: libjpeg-turbo straight
-    to an RGBX array, what the device path itself uses for plain JPEGs (loader/jpeg.py)."""
+    to an RGB array, what the device path itself uses for plain JPEGs (loader/jpeg.py)."""
     import simplejpeg
 
     blobs = []
@@ -91,7 +91,7 @@ def decode_ceiling(urls: list[str], decoder: str = "pillow") -> dict:
     start, cpu = time.perf_counter(), time.process_time()
     if decoder == "simplejpeg":
         for b in blobs:
-            simplejpeg.decode_jpeg(b, "RGBX")
+            simplejpeg.decode_jpeg(b, "RGB")
     else:
         for b in blobs:
             Image.open(io.BytesIO(b)).convert("RGB")

@@ -2,7 +2,7 @@
 batches on its device (`make_loader(..., device_augment=True)`, issue 15).
 
 Worker side (per image, cheap): decode (`decode`: plain JPEGs with libjpeg-turbo straight to an
-RGBX array, `loader/jpeg.py`; anything else with Pillow's `open_image`; JPEG `draft` as the default
+RGB array, `loader/jpeg.py`; anything else with Pillow's `open_image`; JPEG `draft` as the default
 path, the same pixels either way), take the
 box the Pillow path would resize — train: `random_resized_crop_box` with the same RNG; eval: the
 resize-shorter-side + centre-crop geometry — and slice out the decoded pixels the bicubic filter
@@ -11,8 +11,9 @@ than `REDUCING_GAP` × 2 times the output size is first shrunk by an integer fac
 `reduce` (box averages, as Pillow's own `resize(reducing_gap=2.0)`): that bounds a batch's memory
 for huge non-JPEG images; 256 px shards never need it. The slice is a view of Pillow's own pixel
 memory (RGB stored as 4 bytes a pixel, exported through Arrow) or of the decoded array, so a
-sample's pixels are copied once, into the batch. A batch is a `PixelBatch`: the slices zero-padded into one uint8 RGBX tensor
-(the 4th byte unused: copying whole rows beats repacking to 3 bytes), their sizes and the boxes in
+sample's pixels are copied once, into the batch. A batch is a `PixelBatch`: the slices zero-padded
+into one uint8 RGB tensor (3 bytes a pixel: a quarter less shared memory from DataLoader workers and
+host-to-device copy than RGBX), their sizes and the boxes in
 their coordinates.
 
 Consumer side (`DeviceTransform`): Pillow's bicubic resampling (a = -0.5, support scaled by the
@@ -42,7 +43,7 @@ BICUBIC_SUPPORT = 2.0  # Pillow's bicubic filter: a = -0.5, support 2 (times the
 class Crop(NamedTuple):
     """One image's share of a PixelBatch: the pixels the resize reads and where the box lies in them."""
 
-    pixels: np.ndarray  # uint8 H×W×4 (RGB + an unused byte; a view of the decoded image's memory) or H×W×3
+    pixels: np.ndarray  # uint8 H×W×3 or H×W×4 (RGB + Pillow's unused byte): a view of the decoded image's memory
     box: tuple[float, float, float, float]  # (left, top, right, bottom) in `pixels` coordinates
     source_box: tuple[float, float, float, float]  # the same box in the decoded image (as the Pillow path's)
 
@@ -50,7 +51,7 @@ class Crop(NamedTuple):
 class PixelBatch(NamedTuple):
     """What a `device_augment` loader yields in place of float images; `DeviceTransform` finishes it."""
 
-    pixels: torch.Tensor  # uint8 [B, H, W, 4]: each sample's slice (RGB + an unused byte) at the top left, zero padded
+    pixels: torch.Tensor  # uint8 [B, H, W, 3]: each sample's RGB slice at the top left, zero padded
     sizes: torch.Tensor  # int64 [B, 2]: (height, width) of each sample's slice
     boxes: torch.Tensor  # float64 [B, 4]: (left, top, right, bottom) to resize to size×size, in slice pixels
 
@@ -59,16 +60,16 @@ class PixelBatch(NamedTuple):
 
 
 # --- worker side ------------------------------------------------------------------------------
-Decoded = Image.Image | np.ndarray  # an RGB image, or H×W×4 RGBX pixels
+Decoded = Image.Image | np.ndarray  # an RGB image, or H×W×3 RGB pixels
 
 
 def decode(data: bytes, size: int, draft: bool = True, max_pixels: int | None = MAX_IMAGE_PIXELS) -> Decoded:
     """`open_image`'s pixels, refusals and errors: a plain JPEG decoded by libjpeg-turbo straight to
-    an RGBX array (at the scale Pillow's `draft` would pick), anything else an RGB Pillow image."""
+    an RGB array (at the scale Pillow's `draft` would pick), anything else an RGB Pillow image."""
     dims = jpeg.jpeg_size(data) if max_pixels is not None else None  # None: Pillow's own guard applies
     if dims is not None:
         check_pixels(*dims, max_pixels)
-        pixels = jpeg.decode_rgbx(data, dims, jpeg.draft_scale(*dims, size) if draft else 1)
+        pixels = jpeg.decode_rgb(data, dims, jpeg.draft_scale(*dims, size) if draft else 1)
         if pixels is not None:
             return pixels
     return open_image(data, size, draft=draft, max_pixels=max_pixels)
@@ -93,7 +94,7 @@ def crop_for_device(img: Decoded, size: int, box: Sequence[float], reducing_gap:
     y0, y1 = _window(top, bottom, size, height, fy)
     if fx > 1 or fy > 1:
         if isinstance(img, np.ndarray):
-            img = Image.fromarray(np.ascontiguousarray(img[..., :3]))
+            img = Image.fromarray(img)
         pixels = rgbx_pixels(img.reduce((fx, fy), box=(x0, y0, x1, y1)))
     else:
         pixels = (img if isinstance(img, np.ndarray) else rgbx_pixels(img))[y0:y1, x0:x1]
@@ -136,12 +137,12 @@ def eval_crop(img: Decoded, size: int) -> Crop:
 
 
 def pack(crops: Sequence[Crop]) -> PixelBatch:
-    """Crops → one PixelBatch: each slice copied once, into the zero-padded batch. Inside a DataLoader
+    """Crops → one PixelBatch: each slice copied once, into the zero-padded RGB batch. Inside a DataLoader
     worker the batch is made in shared memory (as torch's default_collate does), so handing it to
     the main process copies nothing."""
     height = max(c.pixels.shape[0] for c in crops)
     width = max(c.pixels.shape[1] for c in crops)
-    shape = (len(crops), height, width, 4)
+    shape = (len(crops), height, width, 3)
     zeroed = torch.utils.data.get_worker_info() is not None  # fresh shared memory reads as zeros
     if zeroed:
         elem = torch.empty(0, dtype=torch.uint8)
@@ -150,10 +151,9 @@ def pack(crops: Sequence[Crop]) -> PixelBatch:
         out = torch.empty(shape, dtype=torch.uint8)
     view = out.numpy()
     for i, c in enumerate(crops):
-        h, w, channels = c.pixels.shape
-        view[i, :h, :w, :channels] = c.pixels  # RGBX rows are copied whole: one contiguous run each
+        h, w = c.pixels.shape[:2]
+        view[i, :h, :w] = c.pixels[..., :3]  # RGB rows: one contiguous run each (Pillow's RGBX: strided)
         if not zeroed:
-            view[i, :h, :w, channels:] = 0
             view[i, :h, w:] = 0
             view[i, h:] = 0
     sizes = torch.tensor([c.pixels.shape[:2] for c in crops], dtype=torch.int64)

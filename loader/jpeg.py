@@ -1,10 +1,10 @@
-"""JPEG decoding straight to a NumPy RGBX array with libjpeg-turbo (simplejpeg), for the device path.
+"""JPEG decoding straight to a NumPy RGB array with libjpeg-turbo (simplejpeg), for the device path.
 
 Pillow's `Image.open` parses a JPEG's markers in Python (~0.05 ms for a 256 px image, a fifth of the
 decode itself) and keeps its pixels behind an `Image`; `simplejpeg` reads the header in C and
 decodes into a NumPy array, ~15% less CPU per 256 px image with the same pixels (both are
 libjpeg-turbo: accurate integer DCT, fancy upsampling; tests/loader/test_jpeg.py checks equality on
-the real photos). `decode_rgbx` returns None whenever it cannot promise Pillow's result — not a
+the real photos). `decode_rgb` returns None whenever it cannot promise Pillow's result — not a
 JPEG, a colour space other than YCbCr or grey (CMYK/YCCK/Adobe RGB convert differently), a warning
 from libjpeg (corrupt or truncated data: Pillow decides), or a scaled size that is not the one
 Pillow's `draft` picks — and the caller falls back to Pillow, so what is decoded, refused or
@@ -31,7 +31,7 @@ def draft_scale(width: int, height: int, size: int) -> int:
 
 
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a plain JPEG's header, or None (not one `decode_rgbx` would decode)."""
+    """(width, height) from a plain JPEG's header, or None (not one `decode_rgb` would decode)."""
     if simplejpeg is None or not data.startswith(_SOI):
         return None
     try:
@@ -41,13 +41,13 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
     return (width, height) if colorspace in _PLAIN else None
 
 
-def decode_rgbx(data: bytes, size: tuple[int, int], scale: int = 1) -> np.ndarray | None:
-    """H×W×4 uint8 (RGB + an unused byte) of a plain JPEG of `size` (from `jpeg_size`) decoded at
+def decode_rgb(data: bytes, size: tuple[int, int], scale: int = 1) -> np.ndarray | None:
+    """H×W×3 uint8 RGB of a plain JPEG of `size` (from `jpeg_size`) decoded at
     1/`scale`, or None (use Pillow)."""
     width, height = size
     want = (-(-height // scale), -(-width // scale))  # libjpeg's size at 1/scale, as Pillow's draft
     try:  # the smallest libjpeg-turbo scale (n/8) that keeps both sides ≥ `want`: 1/scale itself
-        pixels = simplejpeg.decode_jpeg(data, "RGBX", min_height=want[0], min_width=want[1])
+        pixels = simplejpeg.decode_jpeg(data, "RGB", min_height=want[0], min_width=want[1])
     except ValueError:  # libjpeg error or warning
         return None
     return pixels if pixels.shape[:2] == want else None

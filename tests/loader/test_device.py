@@ -183,7 +183,7 @@ def test_pixels_are_a_view_of_the_decoded_image_or_a_copy(shared_data):
         assert px.shape[:2] == (img.height, img.width) and px.shape[2] in (3, 4)
         assert np.array_equal(px[..., :3], np.asarray(img))
     batch = pack([crop_for_device(imgs[0], 32, (0, 0, 40, 30)), crop_for_device(imgs[1], 32, (5, 5, 60, 50))])
-    assert batch.pixels.shape[-1] == 4
+    assert batch.pixels.shape[-1] == 3
     for img, (h, w) in zip(batch.pixels, batch.sizes.tolist()):  # padding zeroed in the main process too
         assert not img[h:].any() and not img[:, w:].any()
 
@@ -192,7 +192,7 @@ def test_pixel_batches_from_workers(shards, tok):
     loader = make_loader(shards, 8, tokenizer=tok, num_workers=2, train=False, device_augment=True, **KW)
     for batch, tokens in loader:
         assert batch.pixels.dtype == torch.uint8 and batch.pixels.shape[0] == tokens.shape[0] == batch.sizes.shape[0]
-        assert batch.pixels.shape[-1] == 4  # RGB + Pillow's unused byte, rows copied whole
+        assert batch.pixels.shape[-1] == 3  # RGB, 3 bytes a pixel
         for img, (h, w) in zip(batch.pixels, batch.sizes.tolist()):
             assert not img[h:].any() and not img[:, w:].any()  # padding is zeros (shared memory from workers)
     floats = torch.rand(2, 3, 32, 32)
