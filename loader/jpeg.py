@@ -6,8 +6,9 @@ decodes into a NumPy array, ~15% less CPU per 256 px image with the same pixels 
 libjpeg-turbo: accurate integer DCT, fancy upsampling; tests/loader/test_jpeg.py checks equality on
 the real photos). `decode_rgb` returns None whenever it cannot promise Pillow's result — not a
 JPEG, a colour space other than YCbCr or grey (CMYK/YCCK/Adobe RGB convert differently), a warning
-from libjpeg (corrupt or truncated data: Pillow decides), or a scaled size that is not the one
-Pillow's `draft` picks — and the caller falls back to Pillow, so what is decoded, refused or
+from libjpeg (corrupt or truncated data: Pillow decides), a scaled size that is not the one
+Pillow's `draft` picks, or a multi-picture file (MPO) to be scaled, which Pillow never drafts — and
+the caller falls back to Pillow, so what is decoded, refused or
 counted as a fault never depends on this module.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ except ImportError:  # optional: the Pillow path decodes everything
 
 _SOI = b"\xff\xd8\xff"
 _PLAIN = {"YCbCr", "Gray"}
+_MPF, _MARKERS = b"MPF\x00", 1 << 16  # the APP2 marker of multi-picture files; markers precede the scan
 
 
 def draft_scale(width: int, height: int, size: int) -> int:
@@ -44,6 +46,8 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
 def decode_rgb(data: bytes, size: tuple[int, int], scale: int = 1) -> np.ndarray | None:
     """H×W×3 uint8 RGB of a plain JPEG of `size` (from `jpeg_size`) decoded at
     1/`scale`, or None (use Pillow)."""
+    if scale > 1 and _MPF in data[:_MARKERS]:
+        return None  # a multi-picture file (MPO): Pillow decodes its first picture without `draft`
     width, height = size
     want = (-(-height // scale), -(-width // scale))  # libjpeg's size at 1/scale, as Pillow's draft
     try:  # the smallest libjpeg-turbo scale (n/8) that keeps both sides ≥ `want`: 1/scale itself

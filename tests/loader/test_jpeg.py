@@ -92,3 +92,20 @@ def test_decompression_bomb_refused_from_the_header(photos):
         device.decode(data, 224, max_pixels=5_000_000)
     with pytest.raises(ImageTooLarge, match="3000x2000 = 6000000 pixels > 5000000"):
         open_image(data, 224, max_pixels=5_000_000)
+
+
+def test_multi_picture_files_decode_as_pillow_does(photos):
+    """Pillow opens a JPEG with an MPF marker as MPO and does not `draft` it: neither does the device path."""
+    first, second = photos[0].resize((600, 400)), photos[1].resize((600, 400))
+    buf = io.BytesIO()
+    first.save(buf, "MPO", save_all=True, append_images=[second], quality=90)
+    mpo = buf.getvalue()
+    assert Image.open(io.BytesIO(mpo)).format == "MPO"
+    for size in (224, 64):
+        got, want = device.decode(mpo, size), open_image(mpo, size)
+        assert image_of(got).shape[:2] == (400, 600)  # not drafted, as Pillow
+        assert np.array_equal(image_of(got)[..., :3], np.asarray(want))
+
+
+def image_of(decoded) -> np.ndarray:
+    return decoded if isinstance(decoded, np.ndarray) else np.asarray(decoded)
