@@ -46,7 +46,7 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
 def decode_rgb(data: bytes, size: tuple[int, int], scale: int = 1) -> np.ndarray | None:
     """H×W×3 uint8 RGB of a plain JPEG of `size` (from `jpeg_size`) decoded at
     1/`scale`, or None (use Pillow)."""
-    if scale > 1 and _MPF in data[:_MARKERS]:
+    if scale > 1 and data.find(_MPF, 0, _MARKERS) >= 0:
         return None  # a multi-picture file (MPO): Pillow decodes its first picture without `draft`
     width, height = size
     want = (-(-height // scale), -(-width // scale))  # libjpeg's size at 1/scale, as Pillow's draft
