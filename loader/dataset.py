@@ -264,9 +264,11 @@ class ShardDataset(torch.utils.data.IterableDataset):
     def decode(self, s: RawSample, decode_only: bool = False):
         """The transformed uint8 HWC array (a `device.Crop` with `device_augment`; True with
         `decode_only`), or None: skipped and counted. Both paths skip the same samples: each decodes
-        every pixel (Pillow raises on corrupt data while decoding, not while opening)."""
+        every pixel (Pillow raises on corrupt data while decoding, not while opening). A replay
+        (`decode_only`, resuming) decodes as the device path does whatever the mode: libjpeg-turbo
+        where it gives Pillow's verdict, ~15% less CPU than Pillow, Pillow everywhere else."""
         try:
-            decode = device.decode if self.device_augment else open_image
+            decode = device.decode if self.device_augment or decode_only else open_image
             img = decode(s.image, self.image_size, draft=self.draft, max_pixels=self.max_pixels)
             if decode_only:
                 if isinstance(img, Image.Image):
