@@ -23,8 +23,8 @@ def tok(shared_data):
 
 
 def mixed_shards(out, shared_data, plan):
-    """Shards from `plan`: one string per shard, 'g' a good JPEG, 'b' garbage bytes, 'i' no image,
-    'c' no caption. Returns {caption: image bytes or None} for every sample written."""
+    """Shards from `plan`: one string per shard, 'g' a good JPEG, 'b' garbage bytes, 't' a JPEG cut in
+    half, 'i' no image, 'c' no caption. Returns {caption: image bytes or None} for every sample written."""
     pool = iter(cifar_samples(shared_data, sum(len(p) for p in plan)))
     table = {}
     for shard, kinds in enumerate(plan):
@@ -32,7 +32,8 @@ def mixed_shards(out, shared_data, plan):
         for i, kind in enumerate(kinds):
             img, cap = next(pool)
             cap = f"{cap} in shard {shard}" if kind == "g" else f"broken sample {i} of shard {shard}"
-            img = b"\xff\xd8\xff\xe0 not a jpeg %d" % i if kind == "b" else None if kind == "i" else img
+            img = (b"\xff\xd8\xff\xe0 not a jpeg %d" % i if kind == "b" else None if kind == "i"
+                   else img[: len(img) // 2] if kind == "t" else img)
             samples.append((img, None if kind == "c" else cap))
             table[cap] = img if kind == "g" else None
         write_shard(out, shard, samples)
@@ -79,7 +80,7 @@ def test_train_fills_batches_from_the_following_samples(shared_data, tok, tmp_pa
     assert loader.faults["decode_error"] == 20  # garbage read by a top-up is not counted again
 
 
-RESUME_PLAN = ["ggbgggbgbggbbggg" + "g" * 8, "g" * 12, "gbbgggbggggbgggb"]
+RESUME_PLAN = ["ggbgggtgbggbbggg" + "g" * 8, "g" * 12, "gbbggtbggggbgggb"]  # replays meet garbage and cut JPEGs
 
 
 @pytest.mark.parametrize("workers", [0, 2])
