@@ -33,6 +33,11 @@ def is_remote(path: str) -> bool:
     return "://" in path
 
 
+def display_path(path: str) -> str:
+    """How a path is shown to the user: absolute when local, as given when it is a URL."""
+    return path if is_remote(path) else os.path.abspath(path)
+
+
 def check_out(out: str, what: str = "--out") -> None:
     """UserError when `out` is a file, or a local folder that cannot be created or written
     (`what`: how the message names it, e.g. `--report-dir`)."""

@@ -15,6 +15,7 @@ import time
 
 from openwit.common import layout
 from openwit.common.beamrun import counters, is_local
+from openwit.common.outdir import display_path
 
 log = logging.getLogger(__name__)
 TOTALS = ("count", "successes", "failed_to_download", "failed_to_resize", "filtered")
@@ -82,10 +83,6 @@ def _train_tokenizer(out: str, vocab_size: int, successes: int) -> str | None:
 
 
 # --- the final summary ------------------------------------------------------------------------------
-def _abs(path: str) -> str:
-    return path if "://" in path else os.path.abspath(path)
-
-
 def _n(x) -> str:
     return f"{int(x or 0):,}"
 
@@ -159,7 +156,7 @@ def summary_lines(out: str, options, result, started: float, stage: str, totals:
     from openwit.pipeline.stats.units import duration
 
     local = is_local(options)
-    lines = [f"openwit-build: done in {duration(time.time() - started)} → {_abs(out)}"]
+    lines = [f"openwit-build: done in {duration(time.time() - started)} → {display_path(out)}"]
     try:  # a remote OUT without credentials here must not spoil the end of a run that succeeded
         counts = layout.read_json(layout.join(out, layout.CANDIDATE_COUNTS))
     except Exception as e:  # noqa: BLE001
@@ -169,7 +166,7 @@ def summary_lines(out: str, options, result, started: float, stage: str, totals:
     if stage == "candidates":
         lines.append("shards: none (--stage candidates); the same command without it downloads them")
         lines.append("candidates (Parquet):")
-        lines.append(_abs(layout.candidates_dir(out)) + "/")
+        lines.append(display_path(layout.candidates_dir(out)) + "/")
         return lines
     shard_counts = counters(result, NS) if result is not None else {}
     written, retried = shard_counts.get("shards_written", 0), shard_counts.get("shards_retried", 0)
@@ -201,7 +198,7 @@ def summary_lines(out: str, options, result, started: float, stage: str, totals:
         fails = ", ".join(f"{k} {_n(shard_counts.get(k, 0))}" for k in TOTALS[2:])
         lines.append(f"samples downloaded by this run: {_n(ok)} in the dataset; {fails}")
     if tokenizer:
-        lines.append(f"tokenizer: {_abs(tokenizer)} ({tokenizer_vocab_size:,} tokens)")
+        lines.append(f"tokenizer: {display_path(tokenizer)} ({tokenizer_vocab_size:,} tokens)")
     elif local and totals.get("shards"):
         lines.append("tokenizer: none (" + ("--tokenizer-vocab-size 0)" if not tokenizer_vocab_size
                                             else "no sample in the dataset to train it on)"))
@@ -210,9 +207,9 @@ def summary_lines(out: str, options, result, started: float, stage: str, totals:
                      f"openwit-loader tokenizer train --shards '{layout.join(out, '{00000..NNNNN}.tar')}'")
     elif report_file:
         lines.append("report (open this first):")
-        lines.append(_abs(report_file))
+        lines.append(display_path(report_file))
     elif not totals.get("shards"):
         lines.append("report: none (no shards: no candidate was kept, see the candidates line)")
     else:
-        lines.append(f"report: none (--no-report); make it with: openwit-stats {_abs(out)}")
+        lines.append(f"report: none (--no-report); make it with: openwit-stats {display_path(out)}")
     return lines

@@ -57,8 +57,9 @@ def _datasets_below(folder: str, depth: int = SUBFOLDER_DEPTH) -> list[str]:
 def check_dataset_folder(out_dir: str) -> None:
     """UserError when OUT_DIR does not exist, or holds no shard while a sub-folder does (names it)."""
     from openwit.common import layout
+    from openwit.common.outdir import is_remote
 
-    if "://" in out_dir:
+    if is_remote(out_dir):
         return  # remote: the report's own "no shard files" error covers it
     if not os.path.exists(out_dir):
         raise UserError(f"{out_dir} does not exist (no such folder): give the --out folder of an openwit-build run")
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
     from openwit.common import layout
-    from openwit.common.outdir import check_out
+    from openwit.common.outdir import check_out, display_path
     from openwit.pipeline.stats import write_report
 
     check_dataset_folder(args.out_dir)
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     report = write_report(args.out_dir, skip_bad_shards=args.skip_bad_shards, report_dir=report_dir)
     log.info("report written to %s", report)
     path = layout.join(report, "report.html")
-    print(path if "://" in path else os.path.abspath(path))
+    print(display_path(path))
     return 0
 
 
