@@ -45,10 +45,9 @@ def command(out_dir: str, settings: dict | None, balance: dict | None, inputs: l
     if inputs:
         args += ["--input", *inputs] + ([] if all_inputs_listed else ["…"])
     args += ["--out", out_dir]
-    for key, flag in (("max_per_query", "--max-per-query"), ("balance", "--balance"),
-                      ("oversample", "--oversample"), *((key, "--" + key.replace("_", "-")) for key in CANDIDATE_FLAGS)):
-        if balance.get(key) is not None:
-            args += [flag, str(balance[key])]
+    for key in (*BALANCE_KEYS, *CANDIDATE_FLAGS):
+        if key != "seed" and balance.get(key) is not None:  # the seed comes next, from either file
+            args += [_flag(key), str(balance[key])]
     seed = (settings or {}).get("seed", balance.get("seed"))
     if seed is not None:
         args += ["--seed", str(seed)]
@@ -59,12 +58,17 @@ def command(out_dir: str, settings: dict | None, balance: dict | None, inputs: l
             if value is False:
                 args.append(_NEGATED[key])
             continue
-        flag = "--" + key.replace("_", "-")
+        flag = _flag(key)
         if value is True:
             args.append(flag)
         elif value is not False:
             args += [flag, str(value)]
     return args
+
+
+def _flag(key: str) -> str:
+    """The command-line flag of a recorded setting: `max_per_query` → `--max-per-query`."""
+    return "--" + key.replace("_", "-")
 
 
 def build_info(out_dir: str, markers: list[dict], balance: dict | None, candidates: dict | None,
