@@ -20,6 +20,8 @@ from openwit.common.version import add_version_flag
 from openwit.loader.samples import FaultLog, iter_shard
 from openwit.loader.urls import expand_urls
 
+URLS_HELP = "shard URLs: brace patterns {00000..00099}, '::'-joined lists, local, gs://, s3://, pipe:"
+
 
 def _captions(urls: list[str], limit: int | None, faults: FaultLog):
     samples = (s.caption for url in urls for s in iter_shard(url, faults))
@@ -91,8 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = toks.add_parser("train", help="byte-level BPE on the shards' captions → tokenizer.json",
                         description="Train a byte-level BPE on the successful captions of the shards (the "
                                     "same tokenizer openwit-build writes to OUT/tokenizer.json on local runs).")
-    t.add_argument("--shards", required=True, metavar="URLS",
-                   help="shard URLs: brace patterns {00000..00099}, '::'-joined lists, local, gs://, s3://, pipe:")
+    t.add_argument("--shards", required=True, metavar="URLS", help=URLS_HELP)
     t.add_argument("--out", metavar="FILE",
                    help="where to write tokenizer.json (default: tokenizer.json beside the first shard)")
     t.add_argument("--vocab-size", type=int, default=32000, metavar="N",
@@ -112,8 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="count samples and read batches: throughput and faults as JSON",
                        description="Count the samples of the shards and read a few batches through make_loader: "
                                    "prints shards, samples, batches per epoch, images/s and faults as JSON.")
-    i.add_argument("urls", metavar="URLS",
-                   help="shard URLs: brace patterns {00000..00099}, '::'-joined lists, local, gs://, s3://, pipe:")
+    i.add_argument("urls", metavar="URLS", help=URLS_HELP)
     i.add_argument("--batch-size", type=int, default=256, metavar="N", help="samples per batch (default 256)")
     i.add_argument("--max-batches", type=int, default=20, metavar="N",
                    help="read at most N batches for the speed figure (default 20)")
