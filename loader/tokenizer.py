@@ -125,7 +125,7 @@ class CaptionTokenizer:
         back = {c: b for b, c in _byte_table().items()}
         model = self._fast.model
         seed = {}
-        for token in sorted(self._fast.get_vocab()):
+        for token in self._fast.get_vocab():
             if not token.endswith(EOW) or len(token) == len(EOW):
                 continue
             chars = token[: -len(EOW)]
