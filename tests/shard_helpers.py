@@ -29,6 +29,14 @@ def cifar_samples(shared_data: Path, n: int) -> list[tuple[bytes, str]]:
     return out
 
 
+def real_photo_paths(shared_data: Path) -> list[Path]:
+    """The 27 real photos of ../shared/data/images (skimage, sklearn, img2dataset_tests: JPEG and PNG,
+    123–1411 px, RGB / L / RGBA), sorted."""
+    root = Path(shared_data) / "images"
+    return sorted(p for d in ("skimage", "sklearn", "img2dataset_tests") for p in (root / d).iterdir()
+                  if p.suffix in (".jpg", ".png"))
+
+
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), 0, 0o644

@@ -24,9 +24,8 @@ from openwit.loader.device import REDUCING_GAP
 from openwit.loader.tokenizer import CaptionTokenizer
 from openwit.loader.urls import shard_name
 from openwit.loader.transforms import CLIP_MEAN, CLIP_STD, open_image, random_resized_crop_box
-from shard_helpers import caption_of, cifar_samples, write_dataset, write_shard
+from shard_helpers import caption_of, cifar_samples, real_photo_paths, write_dataset, write_shard
 
-PHOTO_DIRS = ("skimage", "sklearn", "img2dataset_tests")
 SIZES = [30, 20, 7]
 KW = dict(image_size=32, shuffle_buffer=16)
 # Measured on the 27 photos (mean / max absolute difference in 0..255 levels, float32):
@@ -43,8 +42,7 @@ def tok(shared_data):
 
 @pytest.fixture(scope="module")
 def photos(shared_data, tmp_path_factory):
-    paths = sorted(p for d in PHOTO_DIRS for p in (shared_data / "images" / d).iterdir()
-                   if p.suffix in (".jpg", ".png"))
+    paths = real_photo_paths(shared_data)
     assert len(paths) >= 20
     out = tmp_path_factory.mktemp("photos")
     write_shard(out, 0, [(p.read_bytes(), f"photo {i}: {p.parent.name}/{p.name}") for i, p in enumerate(paths)])

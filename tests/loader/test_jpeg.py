@@ -1,7 +1,6 @@
 """The device path's JPEG decoder (loader/jpeg.py, simplejpeg): Pillow's pixels, draft scales, refusals
 and errors, on the real photos of ../shared/data/images re-encoded in the variants a crawl holds."""
 import io
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -9,16 +8,14 @@ import pytest
 
 from openwit.loader import device, jpeg
 from openwit.loader.transforms import ImageTooLarge, open_image
+from shard_helpers import real_photo_paths
 
 pytestmark = pytest.mark.skipif(jpeg.simplejpeg is None, reason="simplejpeg not installed")
 
 
 @pytest.fixture(scope="module")
 def photos(shared_data):
-    root = Path(shared_data) / "images"
-    paths = sorted(p for d in ("skimage", "sklearn", "img2dataset_tests") for p in (root / d).iterdir()
-                   if p.suffix in (".jpg", ".png"))
-    return [Image.open(p).convert("RGB") for p in paths]
+    return [Image.open(p).convert("RGB") for p in real_photo_paths(shared_data)]
 
 
 def _jpeg(img: Image.Image, **kw) -> bytes:
