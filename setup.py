@@ -51,6 +51,7 @@ setup(
         "aiohttp>=3.9",
         "pillow>=10",
         "simplejpeg>=1.7",
+        "opencv-python-headless>=4.8",
         "pyarrow>=14",
         "numpy",
         "webdataset>=0.2.90",

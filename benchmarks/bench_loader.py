@@ -81,7 +81,7 @@ def make_shards(n: int, per_shard: int = 250) -> list[str]:
 def decode_ceiling(urls: list[str], decoder: str = "pillow") -> dict:
     """Decode of every JPEG (bytes already in memory): the most a loader with that decoder could do.
     pillow: `Image.open(…).convert("RGB")` (the issue's ceiling); simplejpeg: libjpeg-turbo straight
-    to an RGB array, what the device path itself uses for plain JPEGs (loader/jpeg.py)."""
+    to an RGB array, what the device path itself uses for plain JPEGs (common/jpeg.py)."""
     import simplejpeg
 
     blobs = []

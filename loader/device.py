@@ -2,7 +2,7 @@
 batches on its device (`make_loader(..., device_augment=True)`, issue 15).
 
 Worker side (per image, cheap): decode (`decode`: plain JPEGs with libjpeg-turbo straight to an
-RGB array, `loader/jpeg.py`; anything else with Pillow's `open_image`; JPEG `draft` as the default
+RGB array, `common/jpeg.py`; anything else with Pillow's `open_image`; JPEG `draft` as the default
 path, the same pixels either way), take the
 box the Pillow path would resize — train: `random_resized_crop_box` with the same RNG; eval: the
 resize-shorter-side + centre-crop geometry — and slice out the decoded pixels the bicubic filter
@@ -32,7 +32,7 @@ import pyarrow as pa
 import torch
 from PIL import Image
 
-from openwit.loader import jpeg
+from openwit.common import jpeg
 from openwit.loader.transforms import (CLIP_MEAN, CLIP_STD, MAX_IMAGE_PIXELS, check_pixels, eval_resize_geometry,
                                        open_image, random_resized_crop_box)
 

@@ -8,8 +8,10 @@ pixels). Resize modes and their geometry follow img2dataset.
 
 Decoding is cheap where it can be: the pixel-count guard reads the header size before any pixel
 is decoded (Pillow's global MAX_IMAGE_PIXELS is never touched per call, so threads are safe), and
-JPEGs that will be shrunk are decoded with `draft` (DCT scaling by 1/2, 1/4 or 1/8) to at least
-`decode_margin` × the target size, then area-resampled (see `ImageSettings.decode_margin`).
+JPEGs that will be shrunk are decoded with DCT scaling (by 1/2, 1/4 or 1/8, as Pillow's `draft`) to at
+least `decode_margin` × the target size, then area-averaged: exactly, by OpenCV, from pixels that
+libjpeg-turbo decodes straight into an array (`area.py`, `resample="area"`, the default), or with
+Pillow's BOX filter as openwit did before (`resample="box"`).
 """
 from __future__ import annotations
 
@@ -20,9 +22,11 @@ import math
 import re
 from dataclasses import dataclass, fields
 
+import numpy as np
 from PIL import Image
 
 from openwit.common.errors import UserError
+from openwit.pipeline.images import area
 from openwit.pipeline.images.ops import (
     OUTPUT_FORMATS,
     RESIZE_MODES,
@@ -50,7 +54,8 @@ REASONS = (
 _DRAFT_FORMATS = ("JPEG", "MPO")
 # Settings whose value is left out of the fingerprint when it is the one every shard was built
 # with before the setting existed, so OUT folders written then still resume unchanged.
-IMPLIED_SETTINGS = {"decode_margin": 2}
+IMPLIED_SETTINGS = {"decode_margin": 2, "resample": "box"}
+RESAMPLES = ("area", "box")
 _ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 
 
@@ -67,10 +72,12 @@ class ImageSettings:
     max_aspect_ratio: float = float("inf")
     max_image_area: float = float("inf")
     max_image_pixels: int = 89_478_485
-    # JPEG DCT scaling when shrinking: decode at ≥ decode_margin × the target, then area-resample;
-    # 0 = always decode every pixel. 2 (Pillow's thumbnail default): within 0.7/255 of a full decode;
-    # 1: ~1.5× faster decoding, ~2-3/255 off (benchmarks/RESULTS.md, bench_decode.py)
+    # JPEG DCT scaling when shrinking: decode at ≥ decode_margin × the target, then area-average;
+    # 0 = always decode every pixel (speed and error of each: benchmarks/RESULTS.md, bench_decode.py)
     decode_margin: int = 2
+    # how shrinking averages: "area" = exact area average (OpenCV INTER_AREA, img2dataset's filter);
+    # "box" = Pillow's BOX filter (whole source pixels only), openwit's before the setting existed
+    resample: str = "area"
 
     def fingerprint_fields(self) -> dict:
         """All settings as a JSON-safe dict (infinity written as "inf"), for the shard fingerprint;
@@ -108,6 +115,8 @@ class ImageSettings:
             bad("max-image-pixels", f"must be a positive integer, got {self.max_image_pixels!r}")
         if not _is_int(self.decode_margin) or not 0 <= self.decode_margin <= 8:
             bad("decode-margin", f"must be an integer in 0..8, got {self.decode_margin!r}")
+        if self.resample not in RESAMPLES:
+            bad("resample", f"must be one of {'|'.join(RESAMPLES)}, got {self.resample!r}")
 
 
 def _is_int(v) -> bool:
@@ -229,12 +238,18 @@ def _exif_text(exif) -> str | None:
 
 
 def _geometry(im: Image.Image, target, final: str | None, size: int) -> Image.Image:
-    """Resize to target (if any), then crop or pad to size×size."""
+    """Resize to target (if any; a shrink done already leaves `im` at target), then crop or pad to
+    size×size."""
     if target is None:
         return im
-    # img2dataset's choice: area averaging (BOX) to shrink, Lanczos to enlarge
-    shrinking = target[0] < im.width or target[1] < im.height
-    im = im.resize(target, Image.Resampling.BOX if shrinking else Image.Resampling.LANCZOS)
+    if im.size != target:
+        # img2dataset's choice: area averaging to shrink (here Pillow's BOX), Lanczos to enlarge
+        shrinking = target[0] < im.width or target[1] < im.height
+        im = im.resize(target, Image.Resampling.BOX if shrinking else Image.Resampling.LANCZOS)
+    return _finish(im, final, size)
+
+
+def _finish(im: Image.Image, final: str | None, size: int) -> Image.Image:
     if final == "crop":
         return center_crop(im, size)
     if final == "pad":
@@ -265,22 +280,32 @@ def _process(raw: bytes, s: ImageSettings, sha: str) -> ImageResult:
             orientation = _orientation(exif)
             ow, oh = oriented_size((w0, h0), orientation)
             target, final = plan_resize(ow, oh, s.resize_mode, s.image_size, s.resize_only_if_bigger)
-            draft_scale = 1
-            if target is not None and im.format in _DRAFT_FORMATS and s.decode_margin:
+            stored = oriented_size(target, orientation) if target is not None else None
+            exact = s.resample == "area" and stored is not None and (stored[0] < w0 or stored[1] < h0)
+            draft_scale, array = 1, None
+            if exact and im.format in _DRAFT_FORMATS:
+                array, draft_scale = area.decode_plain_jpeg(raw, (w0, h0), stored, s.decode_margin)
+            if array is None and stored is not None and im.format in _DRAFT_FORMATS and s.decode_margin:
                 # decode at ≥ decode_margin × the target (stored orientation); at 2, as Pillow's
                 # thumbnail does, the final area resampling smooths the DCT scaling's blockiness
-                tw, th = oriented_size(target, orientation)
+                tw, th = stored
                 drafted = im.draft(None, (tw * s.decode_margin, th * s.decode_margin))
                 if drafted is not None:
                     draft_scale = max(1, round(w0 / drafted[1][2]))
-            im.load()
+            if array is None:
+                im.load()
         except Exception as e:
             raise _pillow_failure(e, (ow, oh)) from None
-        try:
-            pixels = to_rgb_or_l(im)
-        except Exception as e:
-            raise _Rejected(FAILED, "unsupported_mode", f"mode {im.mode}: {e}", (ow, oh)) from None
-        out = _geometry(apply_orientation(pixels, orientation), target, final, s.image_size)
+        if array is None:
+            try:
+                pixels = to_rgb_or_l(im)
+            except Exception as e:
+                raise _Rejected(FAILED, "unsupported_mode", f"mode {im.mode}: {e}", (ow, oh)) from None
+        if exact:  # area-average in the stored orientation (it commutes with flips and turns), then orient
+            small = area.shrink(array if array is not None else np.asarray(pixels), stored)
+            out = _finish(apply_orientation(small, orientation), final, s.image_size)
+        else:
+            out = _geometry(apply_orientation(pixels, orientation), target, final, s.image_size)
         if out.mode != "RGB":  # grey was kept as L for speed; the output is always RGB
             out = out.convert("RGB")
         try:

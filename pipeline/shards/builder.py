@@ -20,7 +20,13 @@ from typing import Callable
 from openwit.common.errors import UserError
 from openwit.pipeline.shards import writer as sw
 from openwit.pipeline.shards.config import ShardConfig
-from openwit.pipeline.shards.plan import candidates_hash, changed_settings, sample_key, settings_fingerprint
+from openwit.pipeline.shards.plan import (
+    candidates_hash,
+    changed_settings,
+    original_flags,
+    sample_key,
+    settings_fingerprint,
+)
 from openwit.pipeline.shards.sample import dedup_by_sha256, make_sample
 
 log = logging.getLogger(__name__)
@@ -31,10 +37,13 @@ def check_committed(stats: dict, cfg: ShardConfig, fingerprint: str, shard: int)
     """Raise a one-line UserError naming what changed when a committed shard's fingerprint differs."""
     if stats.get("fingerprint") == fingerprint:
         return
-    changed = changed_settings(stats.get("settings") or {}, cfg.settings)
+    old = stats.get("settings") or {}
+    changed = changed_settings(old, cfg.settings)
     what = "; ".join(changed) if changed else "the candidates assigned to it changed (different input)"
+    flags = original_flags(old, cfg.settings)
+    hint = f" ({' '.join(flags)} builds as it was built)" if flags else ""
     raise UserError(f"shard {shard:05d} in {cfg.out} was built with different settings: {what}. "
-                    f"Rerun with the original settings, write to a new --out, or start over with --overwrite")
+                    f"Rerun with the original settings{hint}, write to a new --out, or start over with --overwrite")
 
 
 def shard_identity(cfg: ShardConfig, shard: int, items: list[tuple[int, dict]]) -> tuple[list, str, str]:

@@ -166,6 +166,10 @@ def add_shard_flags(parser: argparse.ArgumentParser, seed: bool = True) -> None:
                    help="JPEGs are decoded at ≥ M × the target size by DCT scaling, then area-resampled: "
                         "2 is within 1/255 of a full decode, 1 decodes ~1.5× faster at ~2-3/255, "
                         "0 always decodes every pixel (default 2)")
+    g.add_argument("--resample", choices=("area", "box"),
+                   help="how shrinking averages: area = the exact area average (OpenCV INTER_AREA, as img2dataset); "
+                        "box = Pillow's BOX filter, what openwit used before this flag existed (to finish such a folder) "
+                        "(default area)")
     g.add_argument("--workers", type=int, default=None, metavar="N",
                    help="image worker processes per shard worker that decode and resize while the downloads "
                         "go on (default: one per usable core on a local run, 1 on Dataflow; 1 decodes in the "

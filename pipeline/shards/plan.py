@@ -91,6 +91,14 @@ def settings_fingerprint(settings: dict[str, Any], cand_hash: str) -> str:
     return blake_hex(text)
 
 
+def original_flags(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The flags that give back the image settings that openwit left implicit when `old` was built
+    (images.IMPLIED_SETTINGS) and that `new` changes, e.g. ["--resample box"] for a folder built
+    before the setting existed."""
+    return [f"--{name.replace('_', '-')} {value}" for name, value in IMPLIED_SETTINGS.items()
+            if name not in old and new.get(name, value) != value]
+
+
 def changed_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Human-readable list of settings that differ, e.g. ["image_size: 256 -> 128"]; a setting left
     out of the fingerprint at its implied value (images.IMPLIED_SETTINGS) shows that value."""

@@ -1,4 +1,4 @@
-"""The device path's JPEG decoder (loader/jpeg.py, simplejpeg): Pillow's pixels, draft scales, refusals
+"""The device path's JPEG decoder (common/jpeg.py, simplejpeg): Pillow's pixels, draft scales, refusals
 and errors, on the real photos of ../shared/data/images re-encoded in the variants a crawl holds."""
 import io
 
@@ -6,7 +6,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from openwit.loader import device, jpeg
+from openwit.common import jpeg
+from openwit.loader import device
 from openwit.loader.transforms import ImageTooLarge, open_image
 from shard_helpers import real_photo_paths
 

@@ -40,6 +40,23 @@ def _decode(data):
     return im
 
 
+def _area_1d(a: np.ndarray, n_out: int, axis: int) -> np.ndarray:
+    """Average of the piecewise-constant signal over n_out equal intervals along `axis`, from its
+    integral (cumulative sum, linear within a pixel): partial pixels count by the fraction covered."""
+    a = np.moveaxis(a.astype(np.float64), axis, 0)
+    n_in = a.shape[0]
+    integral = np.concatenate([np.zeros((1,) + a.shape[1:]), np.cumsum(a, axis=0)])
+    x = np.arange(n_out + 1) * n_in / n_out
+    i = np.minimum(np.floor(x).astype(int), n_in - 1)
+    at_x = integral[i] + (x - i).reshape((-1,) + (1,) * (a.ndim - 1)) * a[i]
+    return np.moveaxis((at_x[1:] - at_x[:-1]) * n_out / n_in, 0, axis)
+
+
+def _exact_area(im: Image.Image, size) -> np.ndarray:
+    """The exact area average of an image at `size`, in float (written independently of OpenCV)."""
+    return _area_1d(_area_1d(np.asarray(im.convert("RGB")), size[1], 0), size[0], 1)
+
+
 @pytest.fixture(scope="module")
 def real_images(shared_data):
     base = shared_data / "images"
@@ -93,13 +110,13 @@ def test_big_jpeg_shrink_uses_draft_and_stays_faithful(shared_data):
     src = Image.open(shared_data / "images" / "sklearn" / "china.jpg").convert("RGB")
     big = src.resize((3200, 2135), Image.Resampling.BICUBIC)
     raw = _encode(big, quality=90)
-    s = ImageSettings(image_size=256, resize_mode="keep_ratio", output_format="png")
+    s = ImageSettings(image_size=256, resize_mode="keep_ratio", output_format="png", decode_margin=2)
     r = process_image(raw, s)
     assert r.status == "success" and r.draft_scale == 4  # 2135 // (2 * 256) = 4: decoded at 1/4
     assert (r.width, r.height) == (round(3200 * 256 / 2135), 256)
-    reference = _decode(raw).convert("RGB").resize((r.width, r.height), Image.Resampling.BOX)
-    diff = np.abs(np.asarray(_decode(r.data), float) - np.asarray(reference, float)).mean()
-    assert diff < 4, diff
+    reference = _exact_area(_decode(raw), (r.width, r.height))
+    diff = np.abs(np.asarray(_decode(r.data), float) - reference).mean()
+    assert diff < 2, diff  # mean abs over 0..255 (Pillow BOX, resample="box": 2.7)
     # no draft when not shrinking (mode "no" or upscaling)
     assert process_image(raw, ImageSettings(resize_mode="no")).draft_scale == 1
 
@@ -107,15 +124,49 @@ def test_big_jpeg_shrink_uses_draft_and_stays_faithful(shared_data):
 def test_decode_margin_chooses_the_draft_scale(shared_data):
     src = Image.open(shared_data / "images" / "sklearn" / "china.jpg").convert("RGB")
     raw = _encode(src.resize((3200, 2135), Image.Resampling.BICUBIC), quality=90)
-    reference = None
-    for margin, scale, max_diff in ((0, 1, 0.5), (1, 8, 6), (2, 4, 4), (3, 2, 2)):  # 2135 // (M * 256)
-        r = process_image(raw, ImageSettings(image_size=256, resize_mode="keep_ratio", output_format="png",
-                                             decode_margin=margin))
-        assert r.status == "success" and r.draft_scale == scale and (r.width, r.height) == (384, 256)
-        out = np.asarray(_decode(r.data), float)
-        if reference is None:
-            reference = np.asarray(_decode(raw).convert("RGB").resize((384, 256), Image.Resampling.BOX), float)
-        assert np.abs(out - reference).mean() < max_diff, margin
+    reference = _exact_area(_decode(raw), (384, 256))
+    errors = {}
+    for margin, scale in ((0, 1), (1, 8), (2, 4), (3, 2)):  # 2135 // (M * 256)
+        for resample in ("area", "box"):
+            r = process_image(raw, ImageSettings(image_size=256, resize_mode="keep_ratio", output_format="png",
+                                                 decode_margin=margin, resample=resample))
+            assert r.status == "success" and r.draft_scale == scale and (r.width, r.height) == (384, 256)
+            errors[margin, resample] = np.abs(np.asarray(_decode(r.data), float) - reference)
+    assert errors[0, "area"].max() <= 1  # every pixel decoded: the exact average, up to rounding
+    mean = {k: e.mean() for k, e in errors.items()}
+    assert mean[0, "area"] < mean[3, "area"] < mean[2, "area"] < mean[1, "area"] < 4  # larger margin: closer
+    for margin in (0, 1, 2, 3):  # Pillow's BOX counts source pixels whole: farther from the exact average
+        assert mean[margin, "area"] < mean[margin, "box"], margin
+
+
+def test_area_shrink_is_the_exact_average_on_real_photos(real_images):
+    """Whatever decodes the pixels (libjpeg-turbo for plain JPEGs, Pillow for PNG and the rest), the
+    shrink is the exact area average up to rounding; Pillow's BOX (resample="box") is not."""
+    for name, raw in real_images.items():
+        src = _decode(raw)
+        target = _expected_size(*src.size, "keep_ratio_largest", 100, False)
+        if target[0] >= src.width:
+            continue
+        outs = {rs: process_image(raw, ImageSettings(image_size=100, resize_mode="keep_ratio_largest",
+                                                     output_format="png", decode_margin=0, resample=rs))
+                for rs in ("area", "box")}
+        reference = _exact_area(src, target)
+        diff = {rs: np.abs(np.asarray(_decode(r.data).convert("RGB"), float) - reference) for rs, r in outs.items()}
+        assert diff["area"].max() <= 1, name
+        assert diff["box"].mean() > diff["area"].mean() or src.width % target[0] == 0, name
+
+
+def test_box_resample_keeps_the_bytes_of_earlier_builds(shared_data):
+    """resample="box" is the pipeline openwit had before the setting: Pillow `draft` to ≥ 2× the
+    target, RGB, BOX, JPEG q95, so a folder built then can be finished with the same bytes."""
+    raw = (shared_data / "images" / "sklearn" / "china.jpg").read_bytes()
+    im = Image.open(io.BytesIO(raw))
+    target = _expected_size(*im.size, "keep_ratio", 128, False)
+    im.draft("RGB", (2 * target[0], 2 * target[1]))
+    before = _encode(im.convert("RGB").resize(target, Image.Resampling.BOX), quality=95, optimize=False)
+    r = process_image(raw, ImageSettings(image_size=128, resize_mode="keep_ratio", resample="box", decode_margin=2))
+    assert r.data == before
+    assert process_image(raw, ImageSettings(image_size=128, resize_mode="keep_ratio")).data != before
 
 
 def _oriented_jpeg(w, h, orientation):
@@ -247,7 +298,7 @@ def test_settings_validation_and_fingerprint():
         dict(image_size=0), dict(resize_mode="stretch"), dict(output_format="gif"), dict(quality=0),
         dict(min_image_size=-1), dict(max_aspect_ratio=0.5), dict(max_image_pixels=0),
         dict(max_image_area=float("nan")), dict(decode_margin=-1), dict(decode_margin=9),
-        dict(decode_margin=1.5),
+        dict(decode_margin=1.5), dict(resample="bicubic"),
     ):
         with pytest.raises(UserError, match="--"):
             ImageSettings(**bad).validate()
@@ -258,7 +309,10 @@ def test_settings_validation_and_fingerprint():
     assert fp["resize_mode"] == "border" and fp["image_size"] == 256
     # decode_margin 2 is what every shard was built with before the setting existed: left out, so
     # their fingerprints still match; any other margin is part of the fingerprint
-    assert "decode_margin" not in fp and ImageSettings(decode_margin=1).fingerprint_fields()["decode_margin"] == 1
+    assert ImageSettings(decode_margin=2, resample="box").fingerprint_fields() == {
+        k: v for k, v in fp.items() if k not in ("decode_margin", "resample")}
+    assert ImageSettings(decode_margin=1).fingerprint_fields()["decode_margin"] == 1
+    assert fp["resample"] == "area"
 
 
 def test_threads_give_same_bytes_as_serial(real_images):

@@ -185,14 +185,35 @@ def test_same_bytes_with_beam_worker_processes_each_with_image_workers(server, t
     assert _digest(tmp_path / "many") == _digest(tmp_path / "one")
 
 
-def test_decode_margin_is_in_the_fingerprint(built, capsys):
+def test_decode_margin_and_resample_are_in_the_fingerprint(built, capsys):
     out, cands, *_ = built
     before = _digest(out)
     marker = json.loads(next(out.glob("*_stats.json")).read_text())
     assert "decode_margin" not in marker["settings"]  # the default (2) as before the setting existed
+    assert marker["settings"]["resample"] == "area"  # not the Pillow BOX every earlier build used
     assert main(_flags(out, cands, "--decode-margin", "1")) == 2
     err = capsys.readouterr().err
     assert "decode_margin: 2 -> 1" in err and _digest(out) == before
+    assert main(_flags(out, cands, "--resample", "box")) == 2
+    assert "resample: 'area' -> 'box'" in capsys.readouterr().err and _digest(out) == before
+
+
+def test_folder_built_before_resample_existed_resumes_with_its_flag(server, tmp_path, capsys):
+    """`--resample box` writes the fingerprints of a folder built before the setting existed (Pillow
+    BOX, no key): the default (area) stops there with the flag that finishes it as built; with that
+    flag the missing shard is built again, byte for byte."""
+    cands, out = _candidates(tmp_path, server), tmp_path / "out"
+    assert main(_flags(out, cands, "--resample", "box", "--no-report")) == 0
+    assert all("resample" not in json.loads(p.read_text())["settings"] for p in out.glob("*_stats.json"))
+    built = _digest(out)
+    victim = next(p for p in sorted(out.glob("*.tar")) if p.stem + "_stats.json" in built)
+    for p in out.glob(victim.stem + "*"):
+        p.unlink()  # one shard to build again on resume
+    assert main(_flags(out, cands, "--no-report")) == 2
+    err = capsys.readouterr().err
+    assert "resample: 'box' -> 'area'" in err and "(--resample box builds as it was built)" in err
+    assert main(_flags(out, cands, "--no-report", "--resample", "box")) == 0
+    assert _digest(out) == built
 
 
 def test_changed_setting_stops_with_one_line(built, capsys):

@@ -1,4 +1,5 @@
-"""JPEG decoding straight to a NumPy RGB array with libjpeg-turbo (simplejpeg), for the device path.
+"""JPEG decoding straight to a NumPy RGB array with libjpeg-turbo (simplejpeg): the loader's device
+path and the shard stage's area resampling (`pipeline.images`) decode plain JPEGs with it.
 
 Pillow's `Image.open` parses a JPEG's markers in Python (~0.05 ms for a 256 px image, a fifth of the
 decode itself) and keeps its pixels behind an `Image`; `simplejpeg` reads the header in C and
@@ -25,10 +26,10 @@ _PLAIN = {"YCbCr", "Gray"}
 _MPF, _MARKERS = b"MPF\x00", 1 << 16  # the APP2 marker of multi-picture files; markers precede the scan
 
 
-def draft_scale(width: int, height: int, size: int) -> int:
-    """The DCT scale (1, 2, 4 or 8) Pillow's `draft(mode, (size, size))` picks: the largest that
-    keeps both sides ≥ `size`."""
-    fits = min(width // size, height // size)
+def draft_scale(width: int, height: int, want_w: int, want_h: int | None = None) -> int:
+    """The DCT scale (1, 2, 4 or 8) Pillow's `draft(mode, (want_w, want_h))` picks: the largest that
+    keeps the sides ≥ (want_w, want_h) (`want_h` defaults to `want_w`)."""
+    fits = min(width // want_w, height // (want_w if want_h is None else want_h))
     return next((s for s in (8, 4, 2) if fits >= s), 1)
 
 
