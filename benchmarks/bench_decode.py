@@ -1,16 +1,16 @@
-"""JPEG decode paths for shrinking: speed and quality of full decode vs `draft` at ≥2× / ≥1× the target.
+"""Shrinking paths: speed and error of each decode margin and resampler against the exact result.
 
-Each path decodes a JPEG and area-resamples (BOX, as openwit does) to the 256 px target:
-  full      full decode + area                       (the exact path)
-  margin 2  `draft` (DCT scaling 1/2, 1/4, 1/8) to ≥ 2× the target, then area  (openwit ≤ issue 11)
-  margin 1  `draft` to ≥ 1× the target, then area                              (`--decode-margin 1`)
-and is compared with a full-resolution reference: full decode, each channel area-averaged in
-floating point (Pillow BOX on mode F: the exact area average, no rounding), i.e. what the shard's
-resampling means. Reported per path: ms per image (decode + resize, one thread, best of rounds),
-PSNR, SSIM (luma, 11×11 Gaussian σ 1.5) and mean absolute difference (0..255; in brackets the worst
-image's) against the reference. The q95 JPEG encode that follows in a shard is measured the same
-way (its output against its own input), as the yardstick: an error well below it is invisible in
-the shards.
+Each path is `process_image` with its settings (256 px keep_ratio): JPEGs decoded by DCT scaling to
+≥ M × the target (`--decode-margin M`; 0 = every pixel), then averaged to the target size either by the
+exact area average (`--resample area`, the default: OpenCV INTER_AREA on the libjpeg-turbo decode) or
+by Pillow's BOX filter (`--resample box`, openwit's before: it counts each source pixel whole or not
+at all). The reference is the exact area average of the full decode in floating point (from the
+integral of each row and column: partial pixels weighted by the fraction covered), i.e. what shrinking
+means. Reported per path: ms per image (`process_image` with its JPEG q95 encode, one thread, best of
+rounds), PSNR, SSIM (luma, 11×11 Gaussian σ 1.5) and mean absolute difference (0..255; in brackets the
+worst image's) against the reference. The q95 JPEG encode that ends every path is measured the same way
+(the reference rounded and encoded, vs the reference) as the yardstick. img2dataset's own path (full
+decode + INTER_AREA) is the `area`, margin 0 row.
 
 Workloads (each photo as JPEG q90 at long sides 640…1600 px, like web photos):
   web      the real photos of ../shared/data/images resized to those sizes (benchmarks/bench_download.py
@@ -33,8 +33,11 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))
 from bench_download import WORK, shared_photos, web_sides, web_sized_copies  # noqa: E402
+from exact_area import exact_area  # noqa: E402
 
+from openwit.pipeline.images import ImageSettings, process_image  # noqa: E402
 from openwit.pipeline.images.ops import plan_resize  # noqa: E402
 
 
@@ -63,20 +66,21 @@ def target_of(size: tuple[int, int], image_size: int, mode: str) -> tuple[int, i
     return target
 
 
-def decode(raw: bytes, target: tuple[int, int], margin: int | None) -> Image.Image:
-    """One path: margin None = full decode; else draft to ≥ margin × target. Then RGB + area."""
-    im = Image.open(io.BytesIO(raw))
-    if margin is not None:
-        im.draft("RGB", (int(target[0] * margin), int(target[1] * margin)))
-    im = im.convert("RGB")
-    return im.resize(target, Image.Resampling.BOX)
+PATHS = [("area", 0), ("area", 3), ("area", 2), ("area", 1), ("box", 0), ("box", 2), ("box", 1)]
 
 
 def reference(raw: bytes, target: tuple[int, int]) -> np.ndarray:
-    """Full decode, each channel area-averaged as float (no rounding)."""
-    im = Image.open(io.BytesIO(raw)).convert("RGB")
-    chans = [np.asarray(c.convert("F").resize(target, Image.Resampling.BOX)) for c in im.split()]
-    return np.stack(chans, axis=-1)
+    """Full decode, exactly area-averaged to `target` in float (no rounding)."""
+    return exact_area(np.asarray(Image.open(io.BytesIO(raw)).convert("RGB")), target)
+
+
+def settings(a: argparse.Namespace, resample: str, margin: int, fmt: str) -> ImageSettings:
+    return ImageSettings(image_size=a.image_size, resize_mode=a.mode, output_format=fmt, resample=resample,
+                         decode_margin=margin)
+
+
+def pixels(raw: bytes, s: ImageSettings) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(process_image(raw, s).data)).convert("RGB"))
 
 
 def _luma(a: np.ndarray) -> np.ndarray:
@@ -114,36 +118,35 @@ def psnr(mses: list[float]) -> float:
 def study(name: str, paths: list[Path], a: argparse.Namespace) -> None:
     raws = [p.read_bytes() for p in paths]
     targets = [target_of(Image.open(io.BytesIO(r)).size, a.image_size, a.mode) for r in raws]
-    paths_ = {"full decode + area": None, "draft >=2x + area": 2, "draft >=1.5x + area": 1.5,
-              "draft >=1x + area": 1}
-    times: dict[str, list[float]] = {k: [] for k in paths_}
+    times: dict[tuple, list[float]] = {p: [] for p in PATHS}
     for _ in range(a.rounds):  # alternate the paths, keep each one's best round
-        for label, margin in paths_.items():
-            t = time.perf_counter()
-            for raw, target in zip(raws, targets):
-                decode(raw, target, margin)
-            times[label].append((time.perf_counter() - t) / len(raws) * 1000)
+        for path in PATHS:
+            s = settings(a, *path, "jpg")
+            t = time.process_time()
+            for raw in raws:
+                process_image(raw, s)
+            times[path].append((time.process_time() - t) / len(raws) * 1000)
     refs = [reference(r, t) for r, t in zip(raws, targets)]
     sides = [max(Image.open(p).size) for p in paths]
     print(f"\n{name}: {len(raws)} JPEGs q90, longer side {min(sides)}…{max(sides)} px → {a.image_size} px {a.mode}")
-    print("| path | ms/image (decode+resize) | PSNR dB | SSIM | mean abs diff (worst image) |")
+    print("| resample, decode margin | ms/image (process_image) | PSNR dB | SSIM | mean abs diff (worst image) |")
     print("|---|---|---|---|---|")
-    for label, margin in paths_.items():
-        outs = [np.asarray(decode(r, t, margin)) for r, t in zip(raws, targets)]
-        p = psnr([mse(o, ref) for o, ref in zip(outs, refs)])
-        s = statistics.mean(ssim(o, ref) for o, ref in zip(outs, refs))
-        diffs = [float(np.mean(np.abs(o - ref))) for o, ref in zip(outs, refs)]
-        print(f"| {label} | {min(times[label]):.2f} | {p:.2f} | {s:.4f} | "
-              f"{statistics.mean(diffs):.2f} ({max(diffs):.2f}) |")
-    enc, exact = [], [np.asarray(decode(r, t, None)) for r, t in zip(raws, targets)]
-    for e in exact:
+    for path in PATHS:
+        outs = [pixels(r, settings(a, *path, "png")) for r in raws]
+        row(f"{path[0]}, {path[1]}", f"{min(times[path]):.2f}", outs, refs)
+    encoded = []
+    for ref in refs:
         buf = io.BytesIO()
-        Image.fromarray(e).save(buf, "JPEG", quality=95)
-        enc.append(np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")))
-    p = psnr([mse(x, e) for x, e in zip(enc, exact)])
-    s = statistics.mean(ssim(x, e) for x, e in zip(enc, exact))
-    d = statistics.mean(float(np.mean(np.abs(x.astype(np.int16) - e.astype(np.int16)))) for x, e in zip(enc, exact))
-    print(f"| yardstick: JPEG q95 encode of the full-decode output, vs its input | – | {p:.2f} | {s:.4f} | {d:.2f} |")
+        Image.fromarray(np.clip(np.rint(ref), 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=95)
+        encoded.append(np.asarray(Image.open(buf).convert("RGB")))
+    row("yardstick: JPEG q95 encode of the reference", "–", encoded, refs)
+
+
+def row(label: str, ms: str, outs: list[np.ndarray], refs: list[np.ndarray]) -> None:
+    p = psnr([mse(o, ref) for o, ref in zip(outs, refs)])
+    s = statistics.mean(ssim(o, ref) for o, ref in zip(outs, refs))
+    diffs = [float(np.mean(np.abs(o - ref))) for o, ref in zip(outs, refs)]
+    print(f"| {label} | {ms} | {p:.2f} | {s:.4f} | {statistics.mean(diffs):.2f} ({max(diffs):.2f}) |")
 
 
 def main() -> None:

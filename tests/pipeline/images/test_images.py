@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from exact_area import exact_area
 from openwit.common.errors import UserError
 from openwit.pipeline.images import ImageSettings, process_image
 
@@ -40,21 +41,8 @@ def _decode(data):
     return im
 
 
-def _area_1d(a: np.ndarray, n_out: int, axis: int) -> np.ndarray:
-    """Average of the piecewise-constant signal over n_out equal intervals along `axis`, from its
-    integral (cumulative sum, linear within a pixel): partial pixels count by the fraction covered."""
-    a = np.moveaxis(a.astype(np.float64), axis, 0)
-    n_in = a.shape[0]
-    integral = np.concatenate([np.zeros((1,) + a.shape[1:]), np.cumsum(a, axis=0)])
-    x = np.arange(n_out + 1) * n_in / n_out
-    i = np.minimum(np.floor(x).astype(int), n_in - 1)
-    at_x = integral[i] + (x - i).reshape((-1,) + (1,) * (a.ndim - 1)) * a[i]
-    return np.moveaxis((at_x[1:] - at_x[:-1]) * n_out / n_in, 0, axis)
-
-
 def _exact_area(im: Image.Image, size) -> np.ndarray:
-    """The exact area average of an image at `size`, in float (written independently of OpenCV)."""
-    return _area_1d(_area_1d(np.asarray(im.convert("RGB")), size[1], 0), size[0], 1)
+    return exact_area(np.asarray(im.convert("RGB")), size)
 
 
 @pytest.fixture(scope="module")
