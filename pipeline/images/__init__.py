@@ -2,7 +2,8 @@
 
 `process_image(raw, ImageSettings)` decides an image's fate and returns an `ImageResult`
 (`success`, `failed_to_resize` or `filtered`, with a reason); it never raises for bad bytes.
-Modules: resizer (the decision and img2dataset's resize modes), ops (geometry, orientation, RGB
+Modules: resizer (the decision and img2dataset's resize modes), area (the exact area average that
+shrinks, on pixels libjpeg-turbo decodes straight into an array), ops (geometry, orientation, RGB
 conversion, EXIF, encoding), pool + worker (`ImagePool`: process_image in worker processes, one
 per core, same results).
 """
