@@ -4,12 +4,17 @@ The command is rebuilt from what the build recorded — the shards' settings (th
 subset in each `_stats.json`), queries_meta.json (query list, t, balancing mode, oversample, seed)
 and candidate_counts.json (input files) — so it is an `openwit-build` line that gives the same
 shards, not necessarily the one typed: Beam options and flags outside the fingerprint (timeouts,
-concurrency, tokenizer size) are not recorded and are left out.
+concurrency, tokenizer size) are not recorded and are left out. A setting the fingerprint leaves out
+at the value every build had before it existed (images.IMPLIED_SETTINGS: `--resample box`,
+`--decode-margin 2`) is written out, so the command still gives those shards when the default moved.
 """
 from __future__ import annotations
 
 import datetime as dt
 import shlex
+
+from openwit.common.version import openwit_version
+from openwit.pipeline.images.resizer import IMPLIED_SETTINGS
 
 # queries_meta.json's keys: how the list was balanced, and the candidate settings openwit-build
 # records when they are not at their default (each the flag without its dashes)
@@ -17,15 +22,6 @@ BALANCE_KEYS = ("max_per_query", "balance", "oversample", "seed")
 CANDIDATE_FLAGS = ("min_caption_chars", "max_caption_chars", "exclude_domains", "limit")
 # a settings key is the flag without its dashes, except these: a False value is this flag
 _NEGATED = {"respect_x_robots_tag": "--ignore-x-robots-tag"}
-
-
-def openwit_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("openwit")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def utc(ts: float | None) -> str | None:
@@ -48,6 +44,8 @@ def command(out_dir: str, settings: dict | None, balance: dict | None, inputs: l
     for key in (*BALANCE_KEYS, *CANDIDATE_FLAGS):
         if key != "seed" and balance.get(key) is not None:  # the seed comes next, from either file
             args += [_flag(key), str(balance[key])]
+    if settings:  # left out of the fingerprint = built with the implied value
+        settings = {**IMPLIED_SETTINGS, **settings}
     seed = (settings or {}).get("seed", balance.get("seed"))
     if seed is not None:
         args += ["--seed", str(seed)]

@@ -13,6 +13,9 @@ def test_command_and_header_carry_them():
     args, beam_args = cli.parse_args(argv[1:])
     assert beam_args == [] and (args.limit, args.min_caption_chars, args.max_caption_chars, args.exclude_domains,
                                 args.seed, args.balance) == (6, 10, 1000, "block.txt", 3, "exact")
+    assert (args.resample, args.decode_margin) == ("box", 2)  # left implicit: built before the settings existed
+    args, _ = cli.parse_args(command("OUT", {"seed": 3, "resample": "area", "decode_margin": 1}, META, ["a"])[1:])
+    assert (args.resample, args.decode_margin) == ("area", 1)
     info = build_info("OUT", [{"settings": {"seed": 3}}], META, None, {})
     assert info["balance"] == {"max_per_query": 5, "balance": "exact", "oversample": 1.0, "seed": 3}
     assert info["candidate_settings"]["limit"] == 6 and "queries" not in info["candidate_settings"]
