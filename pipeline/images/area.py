@@ -13,6 +13,9 @@ Plain JPEGs (YCbCr or grey) are decoded by libjpeg-turbo straight into a NumPy a
 pixels); anything else, or anything libjpeg warns about, is decoded by Pillow as before, so what
 fails and why never depends on this module. The arrays are resized in the stored orientation: the
 area average commutes with flips and quarter turns, so the small result is oriented afterwards.
+Same bytes for the same input in every run, thread and worker count (tested); OpenCV weighs
+fractional pixels in floating point, so other CPU architectures are not promised the same bytes
+(`resample="box"` is Pillow's integer arithmetic).
 """
 from __future__ import annotations
 
