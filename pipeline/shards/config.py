@@ -164,7 +164,7 @@ def add_shard_flags(parser: argparse.ArgumentParser, seed: bool = True) -> None:
                         "noimageindex or none (default: such images are opted out)")
     g.add_argument("--decode-margin", type=int, choices=range(0, 9), metavar="M",
                    help="JPEGs are decoded at ≥ M × the target size by DCT scaling, then area-averaged: "
-                        "2 is within ~0.5/255 of the exact result, 1 costs ~25%% less CPU at ~2/255, "
+                        "2 is ~0.35/255 from the exact result, 1 costs ~25%% less CPU at ~1-1.5/255, "
                         "0 always decodes every pixel (default 2)")
     g.add_argument("--resample", choices=("area", "box"),
                    help="how shrinking averages: area = the exact area average (OpenCV INTER_AREA, as img2dataset); "
