@@ -238,14 +238,12 @@ def _exif_text(exif) -> str | None:
 
 
 def _geometry(im: Image.Image, target, final: str | None, size: int) -> Image.Image:
-    """Resize to target (if any; a shrink done already leaves `im` at target), then crop or pad to
-    size×size."""
+    """Resize to target (if any) with Pillow, then crop or pad to size×size."""
     if target is None:
         return im
-    if im.size != target:
-        # img2dataset's choice: area averaging to shrink (here Pillow's BOX), Lanczos to enlarge
-        shrinking = target[0] < im.width or target[1] < im.height
-        im = im.resize(target, Image.Resampling.BOX if shrinking else Image.Resampling.LANCZOS)
+    # img2dataset's choice: area averaging to shrink (here Pillow's BOX), Lanczos to enlarge
+    shrinking = target[0] < im.width or target[1] < im.height
+    im = im.resize(target, Image.Resampling.BOX if shrinking else Image.Resampling.LANCZOS)
     return _finish(im, final, size)
 
 
@@ -285,14 +283,14 @@ def _process(raw: bytes, s: ImageSettings, sha: str) -> ImageResult:
             draft_scale, array = 1, None
             if exact and im.format in _DRAFT_FORMATS:
                 array, draft_scale = area.decode_plain_jpeg(raw, (w0, h0), stored, s.decode_margin)
-            if array is None and stored is not None and im.format in _DRAFT_FORMATS and s.decode_margin:
-                # decode at ≥ decode_margin × the target (stored orientation); at 2, as Pillow's
-                # thumbnail does, the final area resampling smooths the DCT scaling's blockiness
-                tw, th = stored
-                drafted = im.draft(None, (tw * s.decode_margin, th * s.decode_margin))
-                if drafted is not None:
-                    draft_scale = max(1, round(w0 / drafted[1][2]))
-            if array is None:
+            if array is None:  # Pillow decodes
+                if stored is not None and im.format in _DRAFT_FORMATS and s.decode_margin:
+                    # decode at ≥ decode_margin × the target (stored orientation); at 2, as Pillow's
+                    # thumbnail does, the final area resampling smooths the DCT scaling's blockiness
+                    tw, th = stored
+                    drafted = im.draft(None, (tw * s.decode_margin, th * s.decode_margin))
+                    if drafted is not None:
+                        draft_scale = max(1, round(w0 / drafted[1][2]))
                 im.load()
         except Exception as e:
             raise _pillow_failure(e, (ow, oh)) from None
