@@ -1,27 +1,28 @@
 """A pool of image worker processes (images/worker.py), so decoding uses every core.
 
 One Python process decodes on one core at a time (Pillow holds the GIL for part of each image),
-so a shard worker that downloads with one event loop hands its images to `ImagePool.process`,
-which sends the bytes to a worker process and waits for the ImageResult. Up to `max_callers`
-threads may call it at once (the shard builder's image threads: two per worker, so that each
-worker has its next image queued in its pipe). Workers are
-plain subprocesses with their own pipes: no Beam or multiprocessing machinery is imported or
-inherited, a killed parent leaves no worker behind (they end at end of stdin), and a worker that
-dies on an image (a crash in a decoder) costs that image only: it fails with `ImageWorkerDied`,
-and a fresh worker takes the slot. The results are the same bytes as `process_image` in-process.
+so a shard worker that downloads with one event loop hands its images to `ImagePool.process`, a
+coroutine that sends the bytes to a worker process and awaits the ImageResult. The pipes are read
+and written by that same event loop — no thread per image or per worker: a hand-over through
+threads (executor thread, a reader thread per worker, and the GIL passed between them and the loop
+four times an image) cost the shard worker's process ~0.3 ms of CPU per image, about what aiohttp
+spends downloading it (benchmarks/RESULTS.md). Workers are plain subprocesses with their own pipes:
+no Beam or multiprocessing machinery is imported or inherited, a killed parent leaves no worker
+behind (they end at end of stdin), and a worker that dies on an image (a crash in a decoder) costs
+that image only: it fails with `ImageWorkerDied`, and a fresh worker takes the slot. The results are
+the same bytes as `process_image` in-process. A pool belongs to the event loop that started it
+(`await ImagePool.start(...)`) and is used and closed on that loop.
 """
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import pickle
-import queue
-import struct
 import subprocess
 import sys
-import threading
-from concurrent.futures import Future
 
+from openwit.pipeline.images.frames import HEADER
 from openwit.pipeline.images.resizer import ImageResult, ImageSettings
 
 try:
@@ -31,29 +32,8 @@ except ImportError:  # not a Unix: pipes keep their default size
 
 log = logging.getLogger(__name__)
 WORKER_MODULE = "openwit.pipeline.images.worker"  # never imported here: it runs as __main__
-HEADER = struct.Struct("<Q")
 PIPE_BYTES = 1 << 20
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux's value; Python ≥ 3.10 names it
-
-
-def read_frame(f) -> bytes | None:
-    """One frame's payload, or None at a clean end of stream; EOFError when cut inside a frame."""
-    head = f.read(HEADER.size)
-    if not head:
-        return None
-    if len(head) < HEADER.size:
-        raise EOFError("stream ended inside a frame header")
-    (n,) = HEADER.unpack(head)
-    data = f.read(n)
-    if len(data) < n:
-        raise EOFError(f"stream ended inside a frame ({len(data)} of {n} bytes)")
-    return data
-
-
-def write_frame(f, payload: bytes) -> None:
-    f.write(HEADER.pack(len(payload)))
-    f.write(payload)
-    f.flush()
 
 
 def _widen(pipe) -> None:
@@ -76,130 +56,151 @@ class ImageWorkerDied(RuntimeError):
         self.culprit = culprit
 
 
+async def _exit_status(proc: subprocess.Popen, timeout: float) -> int:
+    """The exit status of a worker that is ending, without blocking the loop; killed after `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (status := proc.poll()) is None:
+        if loop.time() > deadline:
+            proc.kill()
+            return proc.wait()
+        await asyncio.sleep(0.01)
+    return status
+
+
 class _Worker:
     """One worker process. Requests are written in order and answered in order, so up to DEPTH
     images can be queued in its pipe: it starts the next image the moment it has sent an answer,
-    however long the parent's threads take to get the GIL back (that wait would otherwise idle
-    the worker between images). A reader thread hands the answers to the waiting callers."""
+    however busy the parent's loop is. A reader task hands the answers to the waiting callers."""
 
-    def __init__(self, settings_frame: bytes):
-        self.proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, close_fds=True)
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            _widen(pipe)
-        self._lock = threading.Lock()  # one writer at a time; pending in the order written
-        self._pending: collections.deque[Future] = collections.deque()
+    def __init__(self, proc: subprocess.Popen, reader: asyncio.StreamReader, writer: asyncio.WriteTransport):
+        self.proc, self._reader, self._writer = proc, reader, writer
+        self._pending: collections.deque[tuple[asyncio.Future, bool]] = collections.deque()  # (future, delivered)
         self._dead = False
-        write_frame(self.proc.stdin, settings_frame)
-        self._reader = threading.Thread(target=self._read_answers, name="openwit-image-reader", daemon=True)
-        self._reader.start()
+        self._task = asyncio.get_running_loop().create_task(self._read_answers())
 
-    def submit(self, raw: bytes) -> Future:
-        fut: Future = Future()
-        with self._lock:
-            if self._dead:
-                raise ImageWorkerDied("image worker already gone", culprit=False)
-            self._pending.append(fut)
-            try:
-                write_frame(self.proc.stdin, raw)
-            except (OSError, ValueError):  # the worker is gone: the reader fails what is pending,
-                fut.undelivered = True  # and this image, which it never read, goes to the next one
+    @classmethod
+    async def start(cls, settings_frame: bytes) -> "_Worker":
+        proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, close_fds=True)
+        try:
+            for pipe in (proc.stdin, proc.stdout):
+                _widen(pipe)
+            loop = asyncio.get_running_loop()
+            reader = asyncio.StreamReader(limit=PIPE_BYTES)
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), proc.stdout)
+            writer, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, proc.stdin)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        writer.write(HEADER.pack(len(settings_frame)) + settings_frame)
+        return cls(proc, reader, writer)
+
+    def submit(self, raw: bytes) -> asyncio.Future:
+        if self._dead:
+            raise ImageWorkerDied("image worker already gone", culprit=False)
+        fut = asyncio.get_running_loop().create_future()
+        self._writer.write(HEADER.pack(len(raw)))
+        self._writer.write(raw)
+        # a write that found the worker gone closes the transport at once: it never read this image
+        self._pending.append((fut, not self._writer.is_closing()))
         return fut
 
-    def _read_answers(self) -> None:
+    async def _read_answers(self) -> None:
         while True:
             try:
-                payload = read_frame(self.proc.stdout)
-            except (OSError, EOFError, ValueError):  # cut frame, closed file
-                payload = None
-            if payload is None:
+                head = await self._reader.readexactly(HEADER.size)
+                payload = await self._reader.readexactly(HEADER.unpack(head)[0])
+            except (asyncio.IncompleteReadError, OSError):  # end of stream, cut frame
                 break
-            self._pending.popleft().set_result(pickle.loads(payload))
-        with self._lock:
-            self._dead = True
-            pending, self._pending = list(self._pending), collections.deque()
+            fut, _ = self._pending.popleft()
+            if not fut.done():  # a caller that was cancelled no longer waits
+                fut.set_result(pickle.loads(payload))
+        self._dead = True
+        pending, self._pending = list(self._pending), collections.deque()
         if pending:
-            status = self.proc.wait()
-            for i, fut in enumerate(pending):  # the oldest was being decoded; the rest only queued
-                culprit = i == 0 and not getattr(fut, "undelivered", False)
-                fut.set_exception(ImageWorkerDied(f"image worker exited with status {status}", culprit=culprit))
+            status = await _exit_status(self.proc, 30)
+            for i, (fut, delivered) in enumerate(pending):  # the oldest was being decoded; the rest only queued
+                if not fut.done():
+                    fut.set_exception(ImageWorkerDied(f"image worker exited with status {status}",
+                                                      culprit=i == 0 and delivered))
 
-    def close(self, timeout: float = 30) -> None:
-        """End the worker (end of stdin) and reap it; killed if it does not end in `timeout`."""
-        with self._lock:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
+    async def close(self, timeout: float = 30) -> None:
+        """End the worker (end of stdin, after what was written) and reap it; killed if it does not
+        end in `timeout`."""
+        self._writer.close()
         try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except asyncio.TimeoutError:
             self.proc.kill()
-            self.proc.wait()
-        self._reader.join(timeout)
-        self.proc.stdout.close()
+            await self._task
+        await _exit_status(self.proc, timeout)
 
 
 class ImagePool:
-    """`processes` worker processes running process_image with `settings`; thread-safe `process`,
-    meant to be called by up to `max_callers` threads at once (DEPTH per worker)."""
+    """`processes` worker processes running process_image with `settings`; `process` may be awaited
+    by any number of tasks of the pool's loop at once (DEPTH images queued per worker, the rest wait)."""
 
     DEPTH = 2
 
     def __init__(self, settings: ImageSettings, processes: int):
+        """Use `await ImagePool.start(settings, processes)`: the workers belong to the running loop."""
         if processes < 1:
             raise ValueError(f"processes must be at least 1, got {processes}")
         self.settings, self.processes = settings, processes
-        self.max_callers = processes * self.DEPTH
         self._frame = pickle.dumps(settings, protocol=pickle.HIGHEST_PROTOCOL)
-        self._slots: queue.SimpleQueue[int] = queue.SimpleQueue()  # worker index, DEPTH times each
+        self._slots: asyncio.Queue[int] = asyncio.Queue()  # worker index, DEPTH times each
         self._workers: list[_Worker] = []
-        self._lock = threading.Lock()
+        self._replacing = [asyncio.Lock() for _ in range(processes)]
         self._closed = False
+
+    @classmethod
+    async def start(cls, settings: ImageSettings, processes: int) -> "ImagePool":
+        pool = cls(settings, processes)
         try:
             for i in range(processes):
-                self._workers.append(_Worker(self._frame))
-                for _ in range(self.DEPTH):
-                    self._slots.put(i)
+                pool._workers.append(await _Worker.start(pool._frame))
+                for _ in range(cls.DEPTH):
+                    pool._slots.put_nowait(i)
         except BaseException:
-            self.close()
+            await pool.close()
             raise
+        return pool
 
-    def process(self, raw: bytes) -> ImageResult:
-        """process_image(raw, settings) in a worker process (blocks until it is done). Raises
-        ImageWorkerDied when the worker died decoding this very image; a fresh worker takes its place."""
-        slot = self._slots.get()
+    async def process(self, raw: bytes) -> ImageResult:
+        """process_image(raw, settings) in a worker process. Raises ImageWorkerDied when the worker
+        died decoding this very image; a fresh worker takes its place."""
+        slot = await self._slots.get()
         try:
             while True:
                 worker = self._workers[slot]
                 try:
-                    return worker.submit(raw).result()
+                    return await worker.submit(raw)
                 except ImageWorkerDied as e:
-                    self._replace(slot, worker, len(raw) if e.culprit else None)
+                    await self._replace(slot, worker, len(raw) if e.culprit else None)
                     if e.culprit:
                         raise
         finally:
-            self._slots.put(slot)
+            self._slots.put_nowait(slot)
 
-    def _replace(self, slot: int, dead: _Worker, culprit_bytes: int | None) -> None:
-        with self._lock:
+    async def _replace(self, slot: int, dead: _Worker, culprit_bytes: int | None) -> None:
+        async with self._replacing[slot]:  # the worker's other caller waits for the same replacement
             if self._closed or self._workers[slot] is not dead:
                 return  # closing, or another caller replaced it already
             if culprit_bytes is not None:
                 log.warning("an image worker died on an image (%d bytes); starting a new one", culprit_bytes)
-            self._workers[slot] = _Worker(self._frame)
-        dead.close(timeout=5)  # reap it
+            self._workers[slot] = await _Worker.start(self._frame)
+        await dead.close(timeout=5)  # reap it
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """End every worker and wait for them (their CPU time then counts as this process's children)."""
-        with self._lock:
-            self._closed = True
-            workers, self._workers = list(self._workers), []
-        for worker in workers:
-            worker.close()
+        self._closed = True
+        workers, self._workers = list(self._workers), []
+        await asyncio.gather(*(w.close() for w in workers))
 
-    def __enter__(self) -> "ImagePool":
+    async def __aenter__(self) -> "ImagePool":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    async def __aexit__(self, *exc) -> None:
+        await self.close()

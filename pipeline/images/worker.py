@@ -17,7 +17,7 @@ import sys
 
 def serve(inp, out) -> None:
     """Answer image frames until the input ends (the worker's loop; also callable in-process)."""
-    from openwit.pipeline.images.pool import read_frame, write_frame
+    from openwit.pipeline.images.frames import read_frame, write_frame
     from openwit.pipeline.images.resizer import ImageSettings, process_image, raise_pillow_limit
 
     first = read_frame(inp)

@@ -1,8 +1,8 @@
 """Build shards: fetch their URLs concurrently on one asyncio loop, decode/resize on every core.
 
 `ShardBuilder` owns the loop (run in its own thread), the Fetcher (one aiohttp session), the image
-workers (`cfg.workers` > 1: an images.ImagePool of worker processes, each fed by one thread;
-else a thread pool in this process) and a writer thread; the Beam DoFn makes one in `setup` and
+workers (`cfg.workers` > 1: an images.ImagePool of worker processes whose pipes the same loop
+feeds; else a thread pool in this process) and a writer thread; the Beam DoFn makes one in `setup` and
 closes it in `teardown`. Either way an image gives the same bytes.
 `submit` decides resume/retry/fresh and starts a shard (several can be in flight); the shard is
 written through `shard_writer` and its Future yields the stats. Each sample is reported to a callback.
@@ -60,30 +60,25 @@ def check_planned(cfg: ShardConfig, shard: int, items: list[tuple[int, dict]]) -
         check_committed(old, cfg, shard_identity(cfg, shard, items)[2], shard)
 
 
+def _image_error(e: BaseException) -> SimpleNamespace:
+    """An image that could not be processed at all (process_image never raises for bad bytes)."""
+    return SimpleNamespace(status="failed_to_resize", reason="image_error", error=repr(e)[:300],
+                           original_width=None, original_height=None, sha256=None)
+
+
 class ShardBuilder:
-    """One event loop (in its own thread) + Fetcher + image thread pool + writer thread, reused for
+    """One event loop (in its own thread) + Fetcher + image workers + writer thread, reused for
     every shard a worker builds. `submit` starts a shard and returns at once, so several shards can
     be in flight: the next shard's downloads fill the slots that the previous one's slow or
     timing-out URLs would leave idle, and a shard is written while the next one downloads."""
 
     def __init__(self, cfg: ShardConfig):
         from openwit.pipeline.fetch import Fetcher
-        from openwit.pipeline.images import ImagePool, process_image, raise_pillow_limit
+        from openwit.pipeline.images import ImagePool, raise_pillow_limit
 
         raise_pillow_limit(cfg.image)  # before the threads start: Pillow's own bomb limit is process-wide
         self.cfg = cfg
-        self._pool = None
-        if cfg.workers > 1:
-            try:
-                self._pool = ImagePool(cfg.image, cfg.workers)
-            except OSError as e:  # no usable interpreter to start (embedded Python, fd limits, ...)
-                log.warning("image worker processes could not start (%s): decoding in this process", e)
-        if self._pool is not None:
-            self._process_image = lambda raw, _settings: self._pool.process(raw)
-        else:
-            self._process_image = process_image
-        threads = self._pool.max_callers if self._pool is not None else cfg.worker_threads
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="openwit-image")
+        self._pool = self._executor = None
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="openwit-write")
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="openwit-fetch-loop", daemon=True)
@@ -95,6 +90,13 @@ class ShardBuilder:
             return fetcher
 
         try:
+            if cfg.workers > 1:
+                try:
+                    self._pool = self._run(ImagePool.start(cfg.image, cfg.workers))
+                except OSError as e:  # no usable interpreter to start (embedded Python, fd limits, ...)
+                    log.warning("image worker processes could not start (%s): decoding in this process", e)
+            if self._pool is None:
+                self._executor = ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="openwit-image")
             self._fetcher = self._run(_open())
         except BaseException:
             self._stop()
@@ -111,23 +113,36 @@ class ShardBuilder:
             self._stop()
 
     def _stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
-        self._executor.shutdown(wait=True)
-        self._writer.shutdown(wait=True)
-        if self._pool is not None:
-            self._pool.close()
+        try:
+            if self._pool is not None:  # on the loop that owns its pipes, before the loop stops
+                self._run(self._pool.close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+            self._writer.shutdown(wait=True)
 
     def _image(self, raw: bytes):
+        """process_image in this process (an image thread: --workers 1, or no worker could start)."""
+        from openwit.pipeline.images import process_image
+
         try:
-            return self._process_image(raw, self.cfg.image)
+            return process_image(raw, self.cfg.image)
         except Exception as e:  # noqa: BLE001  (process_image should not raise; never lose a shard)
-            return SimpleNamespace(status="failed_to_resize", reason="image_error", error=repr(e)[:300],
-                                   original_width=None, original_height=None, sha256=None)
+            return _image_error(e)
+
+    async def _decode(self, raw: bytes):
+        """The image's ImageResult: from a worker process of the pool, or from an image thread."""
+        if self._pool is None:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._image, raw)
+        try:
+            return await self._pool.process(raw)
+        except Exception as e:  # noqa: BLE001  (ImageWorkerDied: a decoder crashed on this image)
+            return _image_error(e)
 
     async def _attempt(self, keyed: list[tuple[str, dict]], on_sample: OnSample | None) -> list[dict]:
-        loop = asyncio.get_running_loop()
         todo = iter(keyed)
         done: dict[str, dict] = {}
 
@@ -139,7 +154,7 @@ class ShardBuilder:
                     fetched = SimpleNamespace(ok=False, reason="fetch_error", error=repr(e)[:300], data=None)
                 image = None
                 if fetched.ok:
-                    image = await loop.run_in_executor(self._executor, self._image, fetched.data)
+                    image = await self._decode(fetched.data)
                 done[key] = make_sample(key, cand, fetched, image)
                 if on_sample is not None:
                     on_sample(done[key])

@@ -1,10 +1,10 @@
 """ImagePool: process_image in worker processes gives the same results as in-process; a dead
 worker costs one image only; closing reaps every worker."""
+import asyncio
 import os
 import signal
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -21,67 +21,93 @@ def raws(shared_data):
 def test_pool_gives_the_same_results_as_in_process(raws):
     settings = ImageSettings(image_size=96, resize_mode="keep_ratio", output_format="jpg", decode_margin=1)
     serial = [process_image(r, settings) for r in raws]
-    with ImagePool(settings, 2) as pool, ThreadPoolExecutor(2) as threads:
-        pooled = list(threads.map(pool.process, raws * 2))
-    assert pooled == serial * 2  # every field: status, reason, bytes, sizes, sha256, EXIF
+
+    async def pooled():
+        async with await ImagePool.start(settings, 2) as pool:  # more callers than the 2 × DEPTH slots
+            return await asyncio.gather(*(pool.process(r) for r in raws * 2))
+
+    assert asyncio.run(pooled()) == serial * 2  # every field: status, reason, bytes, sizes, sha256, EXIF
     assert {r.status for r in serial} == {"success", "failed_to_resize"}
+
+
+async def _until(condition) -> None:
+    for _ in range(3000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("timed out")
 
 
 def test_a_worker_that_dies_costs_only_the_image_it_was_decoding(raws):
     """A worker killed with two images in its pipe: the first (the one it was decoding) fails with
     ImageWorkerDied, the one queued behind it is decoded by the replacement, the pool goes on."""
-    import threading
-    import time
-
     settings = ImageSettings(image_size=32)
     expected = [process_image(r, settings) for r in raws[:2]]
-    with ImagePool(settings, 1) as pool:
-        worker = pool._workers[0]
-        victim = worker.proc
-        os.kill(victim.pid, signal.SIGSTOP)  # it cannot answer: both images wait in its pipe
-        outcome = {}
 
-        def call(i):
-            try:
-                outcome[i] = pool.process(raws[i])
-            except ImageWorkerDied as e:
-                outcome[i] = e
+    async def scenario():
+        async with await ImagePool.start(settings, 1) as pool:
+            worker = pool._workers[0]
+            victim = worker.proc
+            os.kill(victim.pid, signal.SIGSTOP)  # it cannot answer: both images wait in its pipe
+            first = asyncio.ensure_future(pool.process(raws[0]))
+            await _until(lambda: len(worker._pending) == 1)
+            second = asyncio.ensure_future(pool.process(raws[1]))
+            await _until(lambda: len(worker._pending) == 2)
+            victim.kill()
+            outcome = await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), 30)
+            assert isinstance(outcome[0], ImageWorkerDied) and "status -9" in str(outcome[0])
+            assert outcome[1] == expected[1]  # retried on the fresh worker
+            assert await pool.process(raws[0]) == expected[0] and pool._workers[0].proc.pid != victim.pid
+            # a worker that dies between images costs nothing: the next image goes to a fresh one
+            idle = pool._workers[0].proc
+            idle.kill()
+            idle.wait()  # the loop has not run since: the pool learns of it only from the write
+            assert await pool.process(raws[0]) == expected[0] and pool._workers[0].proc.pid != idle.pid
+            # and one whose death the loop saw first, the same
+            idle = pool._workers[0].proc
+            idle.kill()
+            await _until(lambda: pool._workers[0]._dead)
+            assert await pool.process(raws[1]) == expected[1] and pool._workers[0].proc.pid != idle.pid
+        assert victim.returncode == -9
 
-        first = threading.Thread(target=call, args=(0,))
-        first.start()
-        while len(worker._pending) < 1:
-            time.sleep(0.01)
-        second = threading.Thread(target=call, args=(1,))
-        second.start()
-        while len(worker._pending) < 2:
-            time.sleep(0.01)
-        victim.kill()
-        first.join(30)
-        second.join(30)
-        assert isinstance(outcome[0], ImageWorkerDied) and "status -9" in str(outcome[0])
-        assert outcome[1] == expected[1]  # retried on the fresh worker
-        assert pool.process(raws[0]) == expected[0] and pool._workers[0].proc.pid != victim.pid
-        # a worker that dies between images costs nothing: the next image goes to a fresh one
-        idle = pool._workers[0].proc
-        idle.kill()
-        idle.wait()
-        assert pool.process(raws[0]) == expected[0] and pool._workers[0].proc.pid != idle.pid
-    assert victim.returncode == -9
+    asyncio.run(scenario())
+
+
+def test_a_hung_worker_is_killed_at_close(raws):
+    """close() waits for a worker with work in its pipe, then kills it: it never hangs the run."""
+    async def scenario():
+        pool = await ImagePool.start(ImageSettings(image_size=32), 1)
+        proc = pool._workers[0].proc
+        os.kill(proc.pid, signal.SIGSTOP)  # stands for a decoder stuck in a loop
+        task = asyncio.ensure_future(pool.process(raws[0]))
+        await _until(lambda: len(pool._workers[0]._pending) == 1)
+        await pool._workers[0].close(timeout=0.5)
+        with pytest.raises(ImageWorkerDied):
+            await task
+        await pool.close()
+        return proc
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 60)).returncode == -9
 
 
 def test_close_reaps_every_worker(raws):
-    pool = ImagePool(ImageSettings(image_size=32), 3)
-    procs = [w.proc for w in pool._workers]
-    pool.process(raws[0])
-    pool.close()
-    assert all(p.returncode == 0 for p in procs)
+    async def scenario():
+        pool = await ImagePool.start(ImageSettings(image_size=32), 3)
+        procs = [w.proc for w in pool._workers]
+        await pool.process(raws[0])
+        await pool.close()
+        return procs
+
+    assert all(p.returncode == 0 for p in asyncio.run(scenario()))
 
 
 def test_worker_ends_when_its_parent_is_killed(tmp_path):
     """kill -9 of the parent: the workers see the end of stdin and exit (no orphans left behind)."""
-    script = ("import sys, time\nfrom openwit.pipeline.images import ImagePool, ImageSettings\n"
-              "pool = ImagePool(ImageSettings(), 2)\n"
-              "print(*(w.proc.pid for w in pool._workers), flush=True)\ntime.sleep(60)\n")
+    script = ("import asyncio, sys, time\nfrom openwit.pipeline.images import ImagePool, ImageSettings\n"
+              "async def main():\n"
+              "    pool = await ImagePool.start(ImageSettings(), 2)\n"
+              "    print(*(w.proc.pid for w in pool._workers), flush=True)\n    time.sleep(60)\n"
+              "asyncio.run(main())\n")
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     pids = [int(p) for p in parent.stdout.readline().split()]
     os.kill(parent.pid, signal.SIGKILL)
