@@ -5,8 +5,9 @@ by default re-encoded as web-sized JPEGs of 640…1600 px, replicated with disti
 served by tests/loopback_server.py in its own process; 256 px keep_ratio, JPEG q95, webdataset
 output, 250 samples per shard (issue 11's workload). Per run: wall time with start-up and exit,
 CPU-seconds of the tool's whole process tree (and of its first process alone), cores used, the
-load average before it; for openwit also its start-up, exit and steady-state rate (from
-OUT/timing/). With --repeat R the tools alternate R times (fresh output folders) and the medians
+load average before it, and the CPU the loopback server spent meanwhile (it shares the box's cores:
+pinned to one core, the tool leaves the server the other one); for openwit also its start-up, exit and
+steady-state rate (from OUT/timing/). With --repeat R the tools alternate R times (fresh output folders) and the medians
 are compared, so that a burst of other load on a small shared box does not decide the ratio.
 `--tools openwit-1core,openwit` compares openwit pinned to one core (`taskset -c 0`) with openwit
 on every core: the parallel efficiency.
@@ -239,8 +240,9 @@ def main() -> None:
                 out = WORK / f"{name}-{r}"
                 before = load()
                 tool, _, cores = name.partition("-")
+                served = _proc_cpu(server.pid) or 0.0
                 run = tools[tool](urls, out, a, pin="0" if cores == "1core" else None)
-                run.update(ok=successes(out), load=before)
+                run.update(ok=successes(out), load=before, server_cpu=(_proc_cpu(server.pid) or 0.0) - served)
                 if tool == "openwit":
                     run.update(steady_rate(out, run))
                 sizes.setdefault(name, output_sizes(out))
@@ -250,7 +252,8 @@ def main() -> None:
                 print(f"run {r + 1}/{a.repeat} {name:12s} load {before}: {run['ok']} images in "
                       f"{run['wall']:5.1f} s = {run['ok'] / run['wall']:6.1f} images/s, CPU {run['cpu']:5.1f} s "
                       f"= {run['cpu'] / run['ok'] * 1000:5.2f} ms/image (first process {run['main_cpu']:.1f} s), "
-                      f"{run['cpu'] / run['wall']:.2f} cores{extra}",
+                      f"{run['cpu'] / run['wall']:.2f} cores{extra}; the server {run['server_cpu']:.1f} s "
+                      f"({run['server_cpu'] / run['wall']:.2f} cores)",
                       flush=True)
     finally:
         server.kill()

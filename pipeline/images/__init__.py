@@ -5,10 +5,10 @@
 Modules: resizer (the decision and img2dataset's resize modes), area (the exact area average that
 shrinks, on pixels libjpeg-turbo decodes straight into an array), ops (geometry, orientation, RGB
 conversion, EXIF, encoding), pool + worker (`ImagePool`: process_image in worker processes, one
-per core, same results).
+per core, same results). The pool's names are imported on first use: a worker process imports this
+package too, and needs neither asyncio nor subprocess (~45 ms of each worker's start).
 """
 from openwit.pipeline.images.ops import OUTPUT_FORMATS, RESIZE_MODES
-from openwit.pipeline.images.pool import ImagePool, ImageWorkerDied
 from openwit.pipeline.images.resizer import (
     IMPLIED_SETTINGS,
     REASONS,
@@ -20,3 +20,11 @@ from openwit.pipeline.images.resizer import (
 
 __all__ = ["IMPLIED_SETTINGS", "OUTPUT_FORMATS", "REASONS", "RESIZE_MODES", "ImagePool", "ImageResult",
            "ImageSettings", "ImageWorkerDied", "process_image", "raise_pillow_limit"]
+
+
+def __getattr__(name: str):
+    if name not in ("ImagePool", "ImageWorkerDied"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from openwit.pipeline.images import pool
+
+    return getattr(pool, name)
