@@ -56,6 +56,10 @@ class ImageWorkerDied(RuntimeError):
         self.culprit = culprit
 
 
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", WORKER_MODULE]
+
+
 async def _exit_status(proc: subprocess.Popen, timeout: float) -> int:
     """The exit status of a worker that is ending, without blocking the loop; killed after `timeout`."""
     loop = asyncio.get_running_loop()
@@ -81,8 +85,7 @@ class _Worker:
 
     @classmethod
     async def start(cls, settings_frame: bytes) -> "_Worker":
-        proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, close_fds=True)
+        proc = subprocess.Popen(worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         try:
             for pipe in (proc.stdin, proc.stdout):
                 _widen(pipe)
@@ -98,7 +101,7 @@ class _Worker:
         return cls(proc, reader, writer)
 
     def submit(self, raw: bytes) -> asyncio.Future:
-        if self._dead:
+        if self._dead or self._writer.is_closing():  # closing: a write found its stdin's reader gone
             raise ImageWorkerDied("image worker already gone", culprit=False)
         fut = asyncio.get_running_loop().create_future()
         self._writer.write(HEADER.pack(len(raw)))
@@ -111,12 +114,18 @@ class _Worker:
         while True:
             try:
                 head = await self._reader.readexactly(HEADER.size)
-                payload = await self._reader.readexactly(HEADER.unpack(head)[0])
+                result = pickle.loads(await self._reader.readexactly(HEADER.unpack(head)[0]))
+                if not isinstance(result, ImageResult):
+                    raise TypeError(f"answer is a {type(result).__name__}, not an ImageResult")
+                fut, _ = self._pending.popleft()
             except (asyncio.IncompleteReadError, OSError):  # end of stream, cut frame
                 break
-            fut, _ = self._pending.popleft()
+            except Exception as e:  # not the worker's protocol (an unasked answer, bad bytes): end it, never hang
+                log.error("image worker %d broke the protocol (%s); ending it", self.proc.pid, e)
+                self.proc.kill()
+                break
             if not fut.done():  # a caller that was cancelled no longer waits
-                fut.set_result(pickle.loads(payload))
+                fut.set_result(result)
         self._dead = True
         pending, self._pending = list(self._pending), collections.deque()
         if pending:
@@ -143,6 +152,7 @@ class ImagePool:
     by any number of tasks of the pool's loop at once (DEPTH images queued per worker, the rest wait)."""
 
     DEPTH = 2
+    TRIES = 4  # workers an image may be handed to when the ones before died before decoding it
 
     def __init__(self, settings: ImageSettings, processes: int):
         """Use `await ImagePool.start(settings, processes)`: the workers belong to the running loop."""
@@ -173,13 +183,13 @@ class ImagePool:
         died decoding this very image; a fresh worker takes its place."""
         slot = await self._slots.get()
         try:
-            while True:
+            for attempt in range(1, self.TRIES + 1):
                 worker = self._workers[slot]
                 try:
                     return await worker.submit(raw)
                 except ImageWorkerDied as e:
                     await self._replace(slot, worker, len(raw) if e.culprit else None)
-                    if e.culprit:
+                    if e.culprit or attempt == self.TRIES:  # workers that die before reading: give up
                         raise
         finally:
             self._slots.put_nowait(slot)

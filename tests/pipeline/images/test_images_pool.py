@@ -90,6 +90,32 @@ def test_a_hung_worker_is_killed_at_close(raws):
     assert asyncio.run(asyncio.wait_for(scenario(), 60)).returncode == -9
 
 
+@pytest.mark.parametrize("program", ["import shutil, sys; shutil.copyfileobj(sys.stdin.buffer, sys.stdout.buffer, 1)",
+                                     "import sys; sys.exit(3)"], ids=["echoes", "exits_at_start"])
+def test_workers_that_never_answer_fail_the_image_without_hanging(raws, monkeypatch, caplog, program):
+    """A process that answers what it was not asked (it echoes its input: killed as a protocol break)
+    or that dies before reading anything: the image fails with ImageWorkerDied after at most TRIES
+    fresh workers, and the pool neither hangs nor starts workers forever."""
+    from openwit.pipeline.images import pool as pool_module
+
+    started = []
+
+    def command():
+        started.append(1)
+        return [sys.executable, "-c", program]
+
+    monkeypatch.setattr(pool_module, "worker_command", command)
+
+    async def scenario():
+        async with await ImagePool.start(ImageSettings(image_size=32), 1) as pool:
+            with pytest.raises(ImageWorkerDied):
+                await pool.process(raws[0])
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert 2 <= len(started) <= ImagePool.TRIES + 1
+    assert ("broke the protocol" in caplog.text) == program.startswith("import shutil")
+
+
 def test_close_reaps_every_worker(raws):
     async def scenario():
         pool = await ImagePool.start(ImageSettings(image_size=32), 3)
