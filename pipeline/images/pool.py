@@ -3,10 +3,9 @@
 One Python process decodes on one core at a time (Pillow holds the GIL for part of each image),
 so a shard worker that downloads with one event loop hands its images to `ImagePool.process`, a
 coroutine that sends the bytes to a worker process and awaits the ImageResult. The pipes are read
-and written by that same event loop — no thread per image or per worker: a hand-over through
-threads (executor thread, a reader thread per worker, and the GIL passed between them and the loop
-four times an image) cost the shard worker's process ~0.3 ms of CPU per image, about what aiohttp
-spends downloading it (benchmarks/RESULTS.md). Workers are plain subprocesses with their own pipes:
+and written by that same event loop — no thread per image or per worker: handing each image over
+through threads (an executor thread, a reader thread per worker, the GIL passed between them and the
+loop four times an image) made a whole run's CPU per image 14% higher (benchmarks/RESULTS.md). Workers are plain subprocesses with their own pipes:
 no Beam or multiprocessing machinery is imported or inherited, a killed parent leaves no worker
 behind (they end at end of stdin), and a worker that dies on an image (a crash in a decoder) costs
 that image only: it fails with `ImageWorkerDied`, and a fresh worker takes the slot. The results are
