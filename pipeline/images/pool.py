@@ -96,15 +96,20 @@ class _Worker:
             proc.kill()
             proc.wait()
             raise
-        writer.write(HEADER.pack(len(settings_frame)) + settings_frame)
-        return cls(proc, reader, writer)
+        worker = cls(proc, reader, writer)
+        worker._send(settings_frame)
+        return worker
+
+    def _send(self, payload: bytes) -> None:
+        """One frame (frames.py) into the worker's stdin; the payload is not copied."""
+        self._writer.write(HEADER.pack(len(payload)))
+        self._writer.write(payload)
 
     def submit(self, raw: bytes) -> asyncio.Future:
         if self._dead or self._writer.is_closing():  # closing: a write found its stdin's reader gone
             raise ImageWorkerDied("image worker already gone", culprit=False)
         fut = asyncio.get_running_loop().create_future()
-        self._writer.write(HEADER.pack(len(raw)))
-        self._writer.write(raw)
+        self._send(raw)
         # a write that found the worker gone closes the transport at once: it never read this image
         self._pending.append((fut, not self._writer.is_closing()))
         return fut

@@ -45,9 +45,9 @@ def write_tar(path: str, samples: Iterable[dict]) -> None:
             for name, data in ((f"{s['key']}.{s['ext']}", s["data"]),
                                (f"{s['key']}.json", meta_json(s)),
                                (f"{s['key']}.txt", (s["caption"] or "").encode("utf-8"))):
-                pad = -len(data) % tarfile.BLOCKSIZE
-                f.write(_header(name, len(data)) + data + tarfile.NUL * pad)
-                offset += tarfile.BLOCKSIZE + len(data) + pad
+                member = _header(name, len(data)) + data + tarfile.NUL * (-len(data) % tarfile.BLOCKSIZE)
+                f.write(member)
+                offset += len(member)
         offset += 2 * tarfile.BLOCKSIZE  # the end-of-archive blocks, then padding to a whole record
         f.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE + -offset % tarfile.RECORDSIZE))
 
