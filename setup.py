@@ -26,13 +26,14 @@ def _packages():
 
 PACKAGES, PACKAGE_DIR = _packages()
 
+# Each script imports its command's module through openwit.common.launch (the GC paused meanwhile).
 CONSOLE_SCRIPTS = {
-    "openwit-queries": ("queries", "openwit.queries.cli:main"),
-    "openwit-build": ("pipeline", "openwit.pipeline.cli:main"),
-    "openwit-stats": ("pipeline", "openwit.pipeline.stats.cli:main"),
-    "openwit-loader": ("loader", "openwit.loader.cli:main"),
-    "openwit-train": ("trainer", "openwit.trainer.cli:main"),
-    "openwit-eval": ("trainer", "openwit.trainer.eval_cli:main"),
+    "openwit-queries": ("queries", "openwit.common.launch:queries"),
+    "openwit-build": ("pipeline", "openwit.common.launch:build"),
+    "openwit-stats": ("pipeline", "openwit.common.launch:stats"),
+    "openwit-loader": ("loader", "openwit.common.launch:loader"),
+    "openwit-train": ("trainer", "openwit.common.launch:train"),
+    "openwit-eval": ("trainer", "openwit.common.launch:evaluate"),
 }
 
 setup(

@@ -1,6 +1,6 @@
 """`python -m openwit.demo` = `make demo`'s command."""
 import sys
 
-from openwit.demo.run import main
+from openwit.common.launch import run
 
-sys.exit(main())
+sys.exit(run("openwit.demo.run:main"))

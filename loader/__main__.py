@@ -1,6 +1,6 @@
 """`python -m openwit.loader` = `openwit-loader`."""
 import sys
 
-from openwit.loader.cli import main
+from openwit.common.launch import run
 
-sys.exit(main())
+sys.exit(run("openwit.loader.cli:main"))

@@ -1,6 +1,6 @@
 """`python -m openwit.pipeline` = `openwit-build`."""
 import sys
 
-from openwit.pipeline.cli import main
+from openwit.common.launch import run
 
-sys.exit(main())
+sys.exit(run("openwit.pipeline.cli:main"))

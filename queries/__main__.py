@@ -1,6 +1,6 @@
 """`python -m openwit.queries`: same as the `openwit-queries` console script."""
 import sys
 
-from openwit.queries.cli import main
+from openwit.common.launch import run
 
-sys.exit(main())
+sys.exit(run("openwit.queries.cli:main"))

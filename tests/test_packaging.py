@@ -60,10 +60,20 @@ def test_every_python_folder_is_a_package_in_the_sdist(sdist_members):
         assert not missing, f"not in the sdist: {folder}/{missing}"
 
 
+def _def_in_module(target: str) -> bool:
+    """`openwit.x.y:func` is a file of this checkout that defines `func`."""
+    module, func = target.split(":")
+    path = ROOT / Path(*module.split(".")[1:])
+    source = path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py"
+    return source.is_file() and f"def {func}(" in source.read_text()
+
+
 def test_console_scripts_point_at_modules_that_exist():
+    """Each script starts through openwit.common.launch, which names the command's module: both
+    exist, and the command lives in the part whose presence installs the script."""
+    from openwit.common.launch import COMMANDS
+
     for name, (part, target) in CONSOLE_SCRIPTS.items():
-        module, func = target.split(":")
-        path = ROOT / Path(*module.split(".")[1:])
-        assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), name
-        assert f"def {func}(" in (path.with_suffix(".py") if path.with_suffix(".py").is_file()
-                                  else path / "__init__.py").read_text(), name
+        assert target.startswith("openwit.common.launch:") and _def_in_module(target), name
+        command = COMMANDS[target.split(":")[1]]
+        assert command.startswith(f"openwit.{part}.") and _def_in_module(command), (name, command)

@@ -1,6 +1,6 @@
 """`python -m openwit.trainer` / `torchrun -m openwit.trainer`: the same as `openwit-train`."""
 import sys
 
-from openwit.trainer.cli import main
+from openwit.common.launch import run
 
-sys.exit(main())
+sys.exit(run("openwit.trainer.cli:main"))

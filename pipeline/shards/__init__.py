@@ -6,12 +6,22 @@ candidate files. Modules: stage (Beam shell, CLI), config (settings + flags), pl
 candidate goes where, fingerprints), check (a planned run against OUT), builder (fetch + images
 for one shard at a time), sample (one sample's fate and records), writer (the three files, read
 back), dedup (run-wide sha256 pass).
-"""
-from openwit.pipeline.shards.config import NS, ShardConfig, add_shard_flags, shard_config
-from openwit.pipeline.shards.stage import (CheckCandidates, FetchShards, PlanShards, candidates_check, main,
-                                           run_shards, stage_config)
-from openwit.pipeline.shards.writer import read_marker_file
 
-__all__ = ["NS", "CheckCandidates", "FetchShards", "PlanShards", "ShardConfig", "add_shard_flags",
-           "candidates_check", "main", "read_marker_file", "run_shards", "shard_config",
-           "stage_config"]
+Its names are imported on first use, so that `python -m openwit.pipeline.shards` imports Beam
+through `openwit.common.launch` (the GC paused) rather than while this package loads.
+"""
+import importlib
+
+_WHERE = {
+    "NS": "config", "ShardConfig": "config", "add_shard_flags": "config", "shard_config": "config",
+    "CheckCandidates": "stage", "FetchShards": "stage", "PlanShards": "stage", "candidates_check": "stage",
+    "main": "stage", "run_shards": "stage", "stage_config": "stage",
+    "read_marker_file": "writer",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -1,6 +1,6 @@
 """`python -m openwit.pipeline.shards`: the shard stage alone, on candidate Parquet files."""
 import sys
 
-from openwit.pipeline.shards.stage import main
+from openwit.common.launch import run
 
-sys.exit(main())
+sys.exit(run("openwit.pipeline.shards.stage:main"))

@@ -1,0 +1,68 @@
+"""How openwit's commands start: their module imported with the cyclic GC paused, then frozen.
+
+A command imports Beam (with the Google and AWS client libraries) or torch: hundreds of thousands of
+objects that live as long as the process. While they load, every full pass of Python's cyclic
+garbage collector walks all of them again (a pass starts each time the heap has grown by a quarter),
+which is 0.15-0.35 s of each command's start-up and nothing collected (benchmarks/RESULTS.md, "Start-up").
+The console scripts and `python -m openwit.<part>` therefore import their `main` through `run`: the
+collector is paused for the import, what the import created is frozen (later passes skip it) and
+the collector resumes before `main` runs. Importing openwit as a library leaves the collector alone.
+"""
+from __future__ import annotations
+
+import gc
+import importlib
+from typing import Callable
+
+
+def load(target: str) -> Callable:
+    """`module:function` imported with the cyclic GC paused; what the import created is frozen."""
+    module, _, name = target.partition(":")
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return getattr(importlib.import_module(module), name)
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def run(target: str) -> int:
+    """Start a command: `load(target)()` (the function reads sys.argv)."""
+    return load(target)()
+
+
+# The console scripts: setup.py's CONSOLE_SCRIPTS point at the functions below, each named here.
+COMMANDS = {
+    "queries": "openwit.queries.cli:main",
+    "build": "openwit.pipeline.cli:main",
+    "stats": "openwit.pipeline.stats.cli:main",
+    "loader": "openwit.loader.cli:main",
+    "train": "openwit.trainer.cli:main",
+    "evaluate": "openwit.trainer.eval_cli:main",
+}
+
+
+def queries() -> int:
+    return run(COMMANDS["queries"])
+
+
+def build() -> int:
+    return run(COMMANDS["build"])
+
+
+def stats() -> int:
+    return run(COMMANDS["stats"])
+
+
+def loader() -> int:
+    return run(COMMANDS["loader"])
+
+
+def train() -> int:
+    return run(COMMANDS["train"])
+
+
+def evaluate() -> int:
+    return run(COMMANDS["evaluate"])

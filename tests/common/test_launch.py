@@ -1,0 +1,61 @@
+"""openwit.common.launch: a command's module is imported with the cyclic GC paused, then frozen."""
+import gc
+import subprocess
+import sys
+
+import pytest
+
+from openwit.common.launch import load
+
+
+@pytest.fixture
+def probe_module(tmp_path, monkeypatch):
+    """A module that records, while it is imported, whether the collector was running."""
+    (tmp_path / "launch_probe.py").write_text(
+        "import gc\nGC_DURING_IMPORT = gc.isenabled()\nJUNK = [[i] for i in range(1000)]\n"
+        "def main():\n    return 7\n")
+    (tmp_path / "launch_broken.py").write_text("import gc\nSEEN = gc.isenabled()\nraise ImportError('boom')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    for name in ("launch_probe", "launch_broken"):
+        sys.modules.pop(name, None)
+    gc.unfreeze()
+    gc.enable()
+
+
+def test_load_pauses_the_collector_during_the_import_and_freezes_what_it_made(probe_module):
+    gc.unfreeze()
+    before = gc.get_freeze_count()
+    main = load("launch_probe:main")
+    assert main() == 7
+    assert sys.modules["launch_probe"].GC_DURING_IMPORT is False
+    assert gc.isenabled()
+    assert gc.get_freeze_count() >= before + 1000  # the module's objects are out of later passes
+
+
+def test_load_leaves_a_paused_collector_paused(probe_module):
+    gc.disable()
+    load("launch_probe:main")
+    assert not gc.isenabled()
+
+
+def test_a_failing_import_still_resumes_the_collector(probe_module):
+    with pytest.raises(ImportError, match="boom"):
+        load("launch_broken:main")
+    assert gc.isenabled()
+
+
+def test_python_m_shards_starts_through_the_launcher_and_the_package_stays_light():
+    """`import openwit.pipeline.shards` no longer imports Beam (its names load on first use), so
+    `python -m openwit.pipeline.shards` imports Beam inside launch.load; the names still import."""
+    code = ("import sys, openwit.pipeline.shards as s; light = 'apache_beam' not in sys.modules; "
+            "from openwit.pipeline.shards import FetchShards, add_shard_flags, read_marker_file, writer; "
+            "print(light, 'apache_beam' in sys.modules, callable(add_shard_flags), sorted(s.__all__)[:2])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "True", "['CheckCandidates',", "'FetchShards']"]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        import openwit.pipeline.shards as shards
+        shards.nope
+    help_text = subprocess.run([sys.executable, "-m", "openwit.pipeline.shards", "--help"], capture_output=True,
+                               text=True, check=True).stdout
+    assert "--candidates" in help_text
