@@ -8,9 +8,11 @@ OPENWIT_ALLOW_PRISM=1 to let Beam choose by itself. Every other option (`--runne
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from typing import Sequence
+import shutil
+from typing import Iterator, Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
@@ -29,6 +31,20 @@ def pipeline_options(beam_args: Sequence[str], **overrides) -> PipelineOptions:
                 log.info("DirectRunner: running on its FnApiRunner engine (Prism would need a download)")
             std.runner = _FN_API_RUNNER
     return options
+
+
+@contextlib.contextmanager
+def new_pipeline(options: PipelineOptions) -> Iterator:
+    """`beam.Pipeline(options=options)` for a `with` block that builds and runs it. Beam makes a
+    folder in the system's temp dir for every Pipeline and removes it only in `run()`; a run refused
+    before it starts (a failed check, a busy OUT) would leave it behind — the block removes it."""
+    import apache_beam as beam
+
+    p = beam.Pipeline(options=options)
+    try:
+        yield p
+    finally:
+        shutil.rmtree(p.local_tempdir, ignore_errors=True)
 
 
 def is_local(options: PipelineOptions) -> bool:

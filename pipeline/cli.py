@@ -19,7 +19,7 @@ import apache_beam as beam
 
 from openwit.common import layout
 from openwit.common.atomic import remove_tree
-from openwit.common.beamrun import counters, is_dry_run, is_local, pipeline_options
+from openwit.common.beamrun import counters, is_dry_run, is_local, new_pipeline, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.common.outdir import check_out, clear_outputs, out_lock
 from openwit.common.version import add_version_flag
@@ -165,17 +165,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     staging = layout.staging_dir(args.out, uuid.uuid4().hex[:12])
     if args.overwrite and not is_dry_run(options):
         _checks_before_overwrite(args, options)
-        with out_lock(args.out):
+        with out_lock(args.out), new_pipeline(options) as p:
             clear_outputs(args.out)
-            p = _pipeline(args, options, staging)
+            _build(p, args, options, staging)
             return _run_locked(p, staging, args, options, started)
-    p = _pipeline(args, options, staging)  # every up-front check; nothing written yet
-    if is_dry_run(options):
-        p.run().wait_until_finish()
-        print("dry run: the job was built and checked, nothing was submitted or written")
-        return 0
-    with out_lock(args.out):
-        return _run_locked(p, staging, args, options, started)
+    with new_pipeline(options) as p:
+        _build(p, args, options, staging)  # every up-front check; nothing written yet
+        if is_dry_run(options):
+            p.run().wait_until_finish()
+            print("dry run: the job was built and checked, nothing was submitted or written")
+            return 0
+        with out_lock(args.out):
+            return _run_locked(p, staging, args, options, started)
 
 
 def _checks_before_overwrite(args: argparse.Namespace, options) -> None:
@@ -189,16 +190,14 @@ def _checks_before_overwrite(args: argparse.Namespace, options) -> None:
         shard_config(args, local=is_local(options))
 
 
-def _pipeline(args: argparse.Namespace, options, staging: str) -> beam.Pipeline:
-    """The whole job; the shard stage (or, with --stage candidates, its check of the candidates
-    against committed shards) refuses a run that would mix with what OUT holds."""
-    p = beam.Pipeline(options=options)
+def _build(p: beam.Pipeline, args: argparse.Namespace, options, staging: str) -> None:
+    """The whole job into `p`; the shard stage (or, with --stage candidates, its check of the
+    candidates against committed shards) refuses a run that would mix with what OUT holds."""
     candidates = build_candidates(p, args, staging)
     if args.stage == "all":
         _ = candidates | "FetchShards" >> FetchShards(stage_config(args, options))  # checks committed shards
     elif (check := candidates_check(args.out, options)) is not None:
         _ = candidates | "CheckCandidates" >> check
-    return p
 
 
 def _run_locked(p: beam.Pipeline, staging: str, args: argparse.Namespace, options, started: float) -> int:

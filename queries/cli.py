@@ -10,11 +10,10 @@ import argparse
 import json
 import logging
 
-import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from openwit.common import layout
-from openwit.common.beamrun import is_dry_run, pipeline_options
+from openwit.common.beamrun import is_dry_run, new_pipeline, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.common.files import expand_patterns
 from openwit.common.outdir import check_out
@@ -131,8 +130,9 @@ def main(argv=None) -> int:
     log.info("sources %s; %d dump task(s), %d pageview file(s), %d WordNet entries",
              ",".join(cfg.sources), len(cfg.tasks), len(cfg.pageviews), len(cfg.wordnet))
     options = pipeline_options(beam_args)
-    with beam.Pipeline(options=options) as p:
+    with new_pipeline(options) as p:
         build(p, cfg)
+        p.run().wait_until_finish()
     if is_dry_run(options):
         print("dry run: the job was built and checked, nothing was submitted or written")
         return 0

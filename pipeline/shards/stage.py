@@ -29,7 +29,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from openwit.common import layout
-from openwit.common.beamrun import counters, is_dry_run, is_local, pipeline_options
+from openwit.common.beamrun import counters, is_dry_run, is_local, new_pipeline, pipeline_options
 from openwit.common.errors import UserError, cli_main, setup_logging
 from openwit.common.files import match_files
 from openwit.common.outdir import check_out, out_lock
@@ -225,13 +225,12 @@ def run_shards(candidate_rows_or_glob: str | Iterable[dict], out: str, args: arg
     if isinstance(candidate_rows_or_glob, str) and not dry_run:
         if not match_files(candidate_rows_or_glob):
             raise UserError(f"no candidate files match {candidate_rows_or_glob}")
-    p = beam.Pipeline(options=options)
-    if isinstance(candidate_rows_or_glob, str):
-        cands = p | "ReadCandidates" >> beam.io.ReadFromParquet(candidate_rows_or_glob)
-    else:
-        cands = p | "Candidates" >> beam.Create(list(candidate_rows_or_glob), reshuffle=False)
-    _ = cands | "FetchShards" >> FetchShards(cfg)
-    with contextlib.nullcontext() if dry_run else out_lock(out):
+    with new_pipeline(options) as p, contextlib.nullcontext() if dry_run else out_lock(out):
+        if isinstance(candidate_rows_or_glob, str):
+            cands = p | "ReadCandidates" >> beam.io.ReadFromParquet(candidate_rows_or_glob)
+        else:
+            cands = p | "Candidates" >> beam.Create(list(candidate_rows_or_glob), reshuffle=False)
+        _ = cands | "FetchShards" >> FetchShards(cfg)
         result = p.run()
         result.wait_until_finish()
         totals = finish_run(out, options, report=getattr(args, "report", True))

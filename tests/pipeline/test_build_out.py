@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,9 +76,12 @@ def _consistent(out: Path) -> None:
     assert not list(out.glob(".openwit-staging*")) and not (out / LOCK_NAME).exists()
 
 
-def test_refused_reruns_leave_out_byte_identical(inputs, tmp_path, capsys):
+def test_refused_reruns_leave_out_byte_identical(inputs, tmp_path, capsys, monkeypatch):
     qdir, a, b = inputs
     out = tmp_path / "out"
+    system_tmp = tmp_path / "tmp"  # where Beam makes each Pipeline's own temp folder
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
     assert _build(qdir, [a], out) == 0
     capsys.readouterr()
     _consistent(out)
@@ -110,6 +114,7 @@ def test_refused_reruns_leave_out_byte_identical(inputs, tmp_path, capsys):
     assert cli.main(["--queries", qdir, "--input", a, "--out", str(out), "--stage", "candidates",
                      "--runner", "FnApiRunner"]) == 0  # the shards' own candidates: accepted
     assert _digest(out) == committed
+    assert not list(system_tmp.iterdir())  # refused runs too: Beam removes its folder only in run()
 
 
 def test_stale_lock_is_taken_over_other_host_is_not(inputs, tmp_path, capsys, caplog):

@@ -19,6 +19,7 @@ import pytest
 import webdataset as wds
 from loopback_server import LoopbackServer
 
+from openwit.common.beamrun import new_pipeline, pipeline_options
 from openwit.common.hashing import blake_hex
 from openwit.pipeline.shards import dedup as shard_dedup
 from openwit.pipeline.shards import writer as sw
@@ -180,9 +181,9 @@ def test_without_the_flag_nothing_changes(setup, tmp_path):
     rows, _, _ = setup
 
     def labels(dedup: bool) -> set[str]:
-        p = beam.Pipeline()
         cfg = shard_config(argparse.Namespace(**vars(_args(dedup)), out=str(tmp_path / "x")), local=True)
-        _ = p | beam.Create(rows) | FetchShards(cfg)
+        with new_pipeline(pipeline_options([])) as p:  # built, never run
+            _ = p | beam.Create(rows) | FetchShards(cfg)
         labels, todo = set(), list(p.transforms_stack[0].parts)
         while todo:  # the stage's transforms are nested: FetchShards/Dedup/...
             t = todo.pop()
