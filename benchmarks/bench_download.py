@@ -10,11 +10,13 @@ pinned to one core, the tool leaves the server the other one); for openwit also 
 steady-state rate (from OUT/timing/). With --repeat R the tools alternate R times (fresh output folders) and the medians
 are compared, so that a burst of other load on a small shared box does not decide the ratio.
 `--tools openwit-1core,openwit` compares openwit pinned to one core (`taskset -c 0`) with openwit
-on every core: the parallel efficiency.
+on every core: the parallel efficiency. `--baseline DIR --tools baseline,openwit` alternates this
+checkout with an earlier one (e.g. `git worktree add /tmp/base COMMIT`): an A/B of a change.
 
     python3 -m venv benchmarks/.venv-img2dataset && benchmarks/.venv-img2dataset/bin/pip install img2dataset==1.47.0
     .venv/bin/python benchmarks/bench_download.py [--repeat 3] [--photo-size web|1600|0] [--slow-every 20]
         [--tools img2dataset,openwit] [--openwit-args '--decode-margin 1'] [--n 2000]
+        [--baseline /tmp/base --tools baseline,openwit]
 """
 from __future__ import annotations
 
@@ -166,13 +168,27 @@ def run_img2dataset(urls: Path, out: Path, a: argparse.Namespace, pin: str | Non
         "--distributor", "multiprocessing"], env={"NO_ALBUMENTATIONS_UPDATE": "1"}, pin=pin or a.pin)
 
 
-def run_openwit(urls: Path, out: Path, a: argparse.Namespace, pin: str | None = None) -> dict:
+def run_openwit(urls: Path, out: Path, a: argparse.Namespace, pin: str | None = None,
+                env: dict | None = None) -> dict:
     return timed("openwit", [
         sys.executable, "-m", "openwit.pipeline.shards", "--candidates", str(urls), "--out", str(out),
         "--image-size", str(a.image_size), "--resize-mode", a.resize_mode, "--quality", "95",
         "--samples-per-shard", str(a.samples_per_shard), "--concurrency", str(a.threads),
         "--per-host-connections", str(a.threads), "--timeout", "10", "--retries", "0",
-        "--allow-private-addresses", "--no-report", *shlex.split(a.openwit_args)], pin=pin or a.pin)
+        "--allow-private-addresses", "--no-report", *shlex.split(a.openwit_args)], env=env, pin=pin or a.pin)
+
+
+def run_baseline(urls: Path, out: Path, a: argparse.Namespace, pin: str | None = None) -> dict:
+    """openwit from the checkout `--baseline` (its parts linked as openwit.<part> on PYTHONPATH),
+    with this venv and the same flags."""
+    checkout = Path(a.baseline).resolve()
+    pkg = WORK.parent / "baseline-pkg"
+    shutil.rmtree(pkg, ignore_errors=True)
+    (pkg / "openwit").mkdir(parents=True)
+    for part in checkout.iterdir():
+        if (part / "__init__.py").is_file():
+            (pkg / "openwit" / part.name).symlink_to(part)
+    return run_openwit(urls, out, a, pin, env={"PYTHONPATH": str(pkg)})
 
 
 def successes(out: Path) -> int:
@@ -221,8 +237,12 @@ def main() -> None:
                          "`taskset -c 0` (e.g. openwit-1core,openwit: parallel efficiency)")
     ap.add_argument("--openwit-args", default="", help="extra flags for openwit (e.g. '--workers 1')")
     ap.add_argument("--pin", default=None, help="run the tools under `taskset -c PIN` (e.g. 0: one core)")
+    ap.add_argument("--baseline", default=None,
+                    help="an earlier openwit checkout, run as the tool 'baseline' (A/B of a change)")
     a = ap.parse_args()
-    tools = {"img2dataset": run_img2dataset, "openwit": run_openwit}
+    tools = {"img2dataset": run_img2dataset, "openwit": run_openwit, "baseline": run_baseline}
+    if "baseline" in a.tools and not a.baseline:
+        sys.exit("--tools baseline needs --baseline CHECKOUT (e.g. git worktree add /tmp/base COMMIT)")
     names = a.tools.split(",")
     if any(n.startswith("img2dataset") for n in names) and not I2D_BIN.exists():
         sys.exit(f"missing {I2D_BIN}: python3 -m venv benchmarks/.venv-img2dataset && "
@@ -243,7 +263,7 @@ def main() -> None:
                 served = _proc_cpu(server.pid) or 0.0
                 run = tools[tool](urls, out, a, pin="0" if cores == "1core" else None)
                 run.update(ok=successes(out), load=before, server_cpu=(_proc_cpu(server.pid) or 0.0) - served)
-                if tool == "openwit":
+                if tool in ("openwit", "baseline"):
                     run.update(steady_rate(out, run))
                 sizes.setdefault(name, output_sizes(out))
                 runs[name].append(run)
@@ -267,7 +287,9 @@ def main() -> None:
            for name, rs in runs.items()}
     for name, m in med.items():
         steady = [run["steady"] for run in runs[name] if "steady" in run]
-        more = f", steady {statistics.median(steady):.0f} samples/s" if steady else ""
+        more = (f", start-up {statistics.median(run['startup'] for run in runs[name]):.2f} s, first process "
+                f"{statistics.median(run['main_cpu'] for run in runs[name]):.2f} s of CPU, steady "
+                f"{statistics.median(steady):.0f} samples/s" if steady else "")
         print(f"{name:12s} median of {len(runs[name])}: {m['wall']:.1f} s wall ({m['ok'] / m['wall']:.1f} images/s), "
               f"{m['cpu'] / m['ok'] * 1000:.2f} CPU-ms/image, {m['cpu'] / m['wall']:.2f} cores{more}")
     if {"openwit-1core", "openwit"} <= set(med):
@@ -279,6 +301,10 @@ def main() -> None:
         (n1, s1), (n2, s2) = sizes.items()
         same = sum(s1.get(u) == s for u, s in s2.items())
         print(f"same output size: {same}/{len(s2)} of {n2}'s successes ({len(s1)} {n1} successes)")
+    if {"baseline", "openwit"} <= set(med):
+        base, ow = med["baseline"], med["openwit"]
+        print(f"openwit vs baseline: wall {ow['wall'] / base['wall']:.3f}x, CPU per image "
+              f"{(ow['cpu'] / ow['ok']) / (base['cpu'] / base['ok']):.3f}x")
     if {"img2dataset", "openwit"} <= set(med):
         i2d, ow = med["img2dataset"], med["openwit"]
         print(f"openwit vs img2dataset: wall {i2d['wall'] / ow['wall']:.2f}x faster, CPU per image "
