@@ -44,25 +44,13 @@ COMMANDS = {
 }
 
 
-def queries() -> int:
-    return run(COMMANDS["queries"])
+def _command(name: str) -> Callable[[], int]:
+    def start() -> int:
+        return run(COMMANDS[name])
+
+    start.__name__ = start.__qualname__ = name
+    start.__doc__ = f"The console script of {COMMANDS[name]}."
+    return start
 
 
-def build() -> int:
-    return run(COMMANDS["build"])
-
-
-def stats() -> int:
-    return run(COMMANDS["stats"])
-
-
-def loader() -> int:
-    return run(COMMANDS["loader"])
-
-
-def train() -> int:
-    return run(COMMANDS["train"])
-
-
-def evaluate() -> int:
-    return run(COMMANDS["evaluate"])
+queries, build, stats, loader, train, evaluate = (_command(name) for name in COMMANDS)
