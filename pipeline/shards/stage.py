@@ -225,15 +225,16 @@ def run_shards(candidate_rows_or_glob: str | Iterable[dict], out: str, args: arg
     if isinstance(candidate_rows_or_glob, str) and not dry_run:
         if not match_files(candidate_rows_or_glob):
             raise UserError(f"no candidate files match {candidate_rows_or_glob}")
-    with new_pipeline(options) as p, contextlib.nullcontext() if dry_run else out_lock(out):
+    with new_pipeline(options) as p:
         if isinstance(candidate_rows_or_glob, str):
             cands = p | "ReadCandidates" >> beam.io.ReadFromParquet(candidate_rows_or_glob)
         else:
             cands = p | "Candidates" >> beam.Create(list(candidate_rows_or_glob), reshuffle=False)
         _ = cands | "FetchShards" >> FetchShards(cfg)
-        result = p.run()
-        result.wait_until_finish()
-        totals = finish_run(out, options, report=getattr(args, "report", True))
+        with contextlib.nullcontext() if dry_run else out_lock(out):
+            result = p.run()
+            result.wait_until_finish()
+            totals = finish_run(out, options, report=getattr(args, "report", True))
     if totals:
         totals["counters"] = counters(result, NS)
     return totals
