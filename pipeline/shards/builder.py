@@ -28,6 +28,7 @@ from openwit.pipeline.shards.plan import (
     settings_fingerprint,
 )
 from openwit.pipeline.shards.sample import dedup_by_sha256, make_sample
+from openwit.pipeline.shards.spool import Spool
 
 log = logging.getLogger(__name__)
 OnSample = Callable[[dict], None]
@@ -142,7 +143,8 @@ class ShardBuilder:
         except Exception as e:  # noqa: BLE001  (ImageWorkerDied: a decoder crashed on this image)
             return _image_error(e)
 
-    async def _attempt(self, keyed: list[tuple[str, dict]], on_sample: OnSample | None) -> list[dict]:
+    async def _attempt(self, keyed: list[tuple[str, dict]], on_sample: OnSample | None,
+                       spool: Spool | None = None) -> list[dict]:
         todo = iter(keyed)
         done: dict[str, dict] = {}
 
@@ -155,7 +157,9 @@ class ShardBuilder:
                 image = None
                 if fetched.ok:
                     image = await self._decode(fetched.data)
-                done[key] = make_sample(key, cand, fetched, image)
+                done[key] = sample = make_sample(key, cand, fetched, image)
+                if spool is not None and "data" in sample:
+                    sample["data"] = spool.keep(sample["data"])
                 if on_sample is not None:
                     on_sample(done[key])
 
@@ -191,22 +195,27 @@ class ShardBuilder:
         else:
             sw.remove_stale_temps(cfg.out, shard)
         job = SimpleNamespace(shard=shard, keyed=keyed, cand_hash=cand_hash, fingerprint=fingerprint,
-                              retry=old is not None, start=time.monotonic(), start_wall=time.time())
+                              retry=old is not None, start=time.monotonic(), start_wall=time.time(),
+                              spool=Spool())
         return asyncio.run_coroutine_threadsafe(self._build(job, on_sample), self._loop)
 
     async def _build(self, job: SimpleNamespace, on_sample: OnSample | None) -> tuple[str, dict]:
         loop = asyncio.get_running_loop()
-        if job.retry:
-            samples = await loop.run_in_executor(self._writer, sw.read_shard, self.cfg.out, job.shard)
-            failed = [(s["key"], s) for s in samples if s["status"] == "failed_to_download"]
-            retried = {s["key"]: s for s in await self._attempt(failed, on_sample)} if failed else {}
-            samples = [retried.get(s["key"], s) for s in samples]
-            action = "retried"
-        else:
-            samples = await self._attempt(job.keyed, on_sample) if job.keyed else []
-            action = "written"
-        end_wall = time.time()
-        return await loop.run_in_executor(self._writer, self._write, job, samples, action, end_wall)
+        try:
+            if job.retry:
+                samples = await loop.run_in_executor(self._writer, sw.read_shard, self.cfg.out, job.shard)
+                failed = [(s["key"], s) for s in samples if s["status"] == "failed_to_download"]
+                retried = ({s["key"]: s for s in await self._attempt(failed, on_sample, job.spool)}
+                           if failed else {})
+                samples = [retried.get(s["key"], s) for s in samples]
+                action = "retried"
+            else:
+                samples = await self._attempt(job.keyed, on_sample, job.spool) if job.keyed else []
+                action = "written"
+            end_wall = time.time()
+            return await loop.run_in_executor(self._writer, self._write, job, samples, action, end_wall)
+        finally:
+            job.spool.close()
 
     def _write(self, job: SimpleNamespace, samples: list[dict], action: str, end_wall: float
                ) -> tuple[str, dict]:
@@ -220,4 +229,7 @@ class ShardBuilder:
         secs = time.monotonic() - job.start
         log.info("shard %05d %s: %d/%d ok, %.1f s, %.0f samples/s", job.shard, action, stats["successes"],
                  stats["count"], secs, len(samples) / max(secs, 1e-9))
+        if job.spool.parked:
+            log.info("shard %05d: %.3g MB of its images waited in a temporary file (past the %.3g MB held in "
+                     "memory per shard)", job.shard, job.spool.parked / 1e6, job.spool.held_bytes / 1e6)
         return action, stats

@@ -42,7 +42,7 @@ def write_tar(path: str, samples: Iterable[dict]) -> None:
         for s in sorted(samples, key=lambda s: s["key"]):
             if s["status"] != "success":
                 continue
-            for name, data in ((f"{s['key']}.{s['ext']}", s["data"]),
+            for name, data in ((f"{s['key']}.{s['ext']}", bytes(s["data"])),  # bytes(): a spool.Parked image
                                (f"{s['key']}.json", meta_json(s)),
                                (f"{s['key']}.txt", (s["caption"] or "").encode("utf-8"))):
                 member = _header(name, len(data)) + data + tarfile.NUL * (-len(data) % tarfile.BLOCKSIZE)
