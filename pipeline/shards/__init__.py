@@ -4,8 +4,8 @@
 WriteShard → DedupShards); `run_shards` / `python -m openwit.pipeline.shards` run it alone on
 candidate files. Modules: stage (Beam shell, CLI), config (settings + flags), plan (which
 candidate goes where, fingerprints), check (a planned run against OUT), builder (fetch + images
-for one shard at a time), sample (one sample's fate and records), writer (the three files, read
-back), dedup (run-wide sha256 pass).
+for one shard at a time), sample (one sample's fate and records), spool (a shard's images past
+256 MB wait in a temporary file), writer (the three files, read back), dedup (run-wide sha256 pass).
 
 Its names are imported on first use, so that `python -m openwit.pipeline.shards` imports Beam
 through `openwit.common.launch` (the GC paused) rather than while this package loads.
