@@ -203,7 +203,8 @@ class ShardBuilder:
         loop = asyncio.get_running_loop()
         try:
             if job.retry:
-                samples = await loop.run_in_executor(self._writer, sw.read_shard, self.cfg.out, job.shard)
+                samples = await loop.run_in_executor(self._writer, sw.read_shard, self.cfg.out, job.shard,
+                                                     job.spool.keep)
                 failed = [(s["key"], s) for s in samples if s["status"] == "failed_to_download"]
                 retried = ({s["key"]: s for s in await self._attempt(failed, on_sample, job.spool)}
                            if failed else {})

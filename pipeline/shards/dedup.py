@@ -27,6 +27,7 @@ from apache_beam.metrics import Metrics
 from openwit.pipeline.shards import writer as sw
 from openwit.pipeline.shards.config import NS
 from openwit.pipeline.shards.sample import mark_duplicate, sample_from_row
+from openwit.pipeline.shards.spool import Spool
 
 REASON = "duplicate_sha256"
 Record = tuple[int, str, "str | None"]  # (shard, key, first key it is filed as a duplicate of; None: success)
@@ -74,14 +75,18 @@ def rewrite_shard(out: str, shard: int, stats: dict, marks: dict[str, str]) -> t
                for r in rows]
     removed = sum(r["key"] in marks and r["status"] == "success" for r in rows)
     kept = {s["key"] for s in samples if s["status"] == "success"}
-    images = sw.read_images(out, shard, kept)
-    if kept - set(images):
-        raise RuntimeError(f"shard {shard:05d} in {out}: tar lacks images of {sorted(kept - set(images))[:3]}")
-    for s in samples:
-        if s["status"] == "success":
-            s["ext"], s["data"] = images[s["key"]]
-    new = sw.shard_stats(shard, samples, stats["fingerprint"], stats["settings"], stats["candidates_hash"])
-    sw.write_shard(out, shard, samples, new)
+    spool = Spool()
+    try:
+        images = sw.read_images(out, shard, kept, spool.keep)
+        if kept - set(images):
+            raise RuntimeError(f"shard {shard:05d} in {out}: tar lacks images of {sorted(kept - set(images))[:3]}")
+        for s in samples:
+            if s["status"] == "success":
+                s["ext"], s["data"] = images[s["key"]]
+        new = sw.shard_stats(shard, samples, stats["fingerprint"], stats["settings"], stats["candidates_hash"])
+        sw.write_shard(out, shard, samples, new)
+    finally:
+        spool.close()
     return new, removed
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import tarfile
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -116,21 +116,24 @@ def read_rows(out: str, shard: int, columns: list[str] | None = None) -> list[di
         return pq.read_table(f, columns=columns).to_pylist()
 
 
-def read_images(out: str, shard: int, keys: set[str] | None = None) -> dict[str, tuple[str, bytes]]:
-    """key → (ext, image bytes) from a written shard's tar, streamed (only `keys` when given)."""
-    images: dict[str, tuple[str, bytes]] = {}
+def read_images(out: str, shard: int, keys: set[str] | None = None,
+                keep: Callable[[bytes], Any] | None = None) -> dict[str, tuple[str, Any]]:
+    """key → (ext, image bytes) from a written shard's tar, streamed (only `keys` when given); each
+    image through `keep` when given (a `spool.Spool.keep`: past its budget, parked on disk)."""
+    images: dict[str, tuple[str, Any]] = {}
     with FileSystems.open(layout.shard_path(out, shard, layout.TAR)) as f, tarfile.open(fileobj=f, mode="r|") as tar:
         for m in tar:
             key, ext = m.name.split(".", 1)
             if ext not in ("json", "txt") and (keys is None or key in keys):
-                images[key] = (ext, tar.extractfile(m).read())
+                data = tar.extractfile(m).read()
+                images[key] = (ext, data if keep is None else keep(data))
     return images
 
 
-def read_shard(out: str, shard: int) -> list[dict]:
+def read_shard(out: str, shard: int, keep: Callable[[bytes], Any] | None = None) -> list[dict]:
     """A committed shard's samples (Parquet rows + image bytes from the tar) for --retry-failed."""
     samples = [sample_from_row(row) for row in read_rows(out, shard)]
-    images = read_images(out, shard)
+    images = read_images(out, shard, keep=keep)
     for s in samples:
         if s["status"] == "success":
             s["ext"], s["data"] = images[s["key"]]

@@ -49,19 +49,25 @@ def _digest(out: Path) -> dict:
 
 
 def test_kept_originals_past_the_budget_give_the_same_shards(shared_data, tmp_path, monkeypatch, caplog):
-    """`--resize-mode no` (the originals kept): a budget of 30 kB per shard parks most of them; the
-    shards are byte-identical to those built with every image in memory."""
+    """`--resize-mode no` (the originals kept), with `--dedup-sha256` (copies in other shards: those
+    shards are read back and rewritten) and then `--retry-failed` (each shard read back, its failure
+    fetched again, the shard rewritten): a budget of 30 kB per shard parks most images at every step,
+    and the shards are byte-identical to those built with every image in memory."""
     args = argparse.Namespace(resize_mode="no", allow_private_addresses=True, retries=0, timeout=5,
-                              samples_per_shard=6, report=False)
+                              samples_per_shard=6, report=False, dedup_sha256=True)
     with LoopbackServer() as srv:
-        urls = [srv.url(p) for p in srv.image_paths()[:10]] + [srv.url("/status/404")]
+        paths = srv.image_paths()[:10]
+        urls = [srv.url(p) for p in paths] + [srv.url(f"{p}?copy=1") for p in paths[:4]] + [srv.url("/status/404")]
         rows = [{"url": u, "caption": f"c{i}", "uid": blake_hex(u), "query_ids": [i]} for i, u in enumerate(urls)]
-        run_shards(rows, str(tmp_path / "memory"), args, [])
+        memory = run_shards(rows, str(tmp_path / "memory"), args, [])
         monkeypatch.setattr(spool_mod, "HELD_BYTES", 30_000)
         with caplog.at_level(logging.INFO, logger="openwit.pipeline.shards.builder"):
-            totals = run_shards(rows, str(tmp_path / "parked"), args, [])
-    assert totals["successes"] == 10
-    parked = [r.message for r in caplog.records if "waited in a temporary file" in r.message]
-    assert len(parked) == 2 and all("(past the 0.03 MB held in memory per shard)" in m for m in parked), parked
-    memory, spooled = _digest(tmp_path / "memory"), _digest(tmp_path / "parked")
-    assert spooled == memory and {"00000.tar", "00001.tar"} <= set(memory)
+            parked = run_shards(rows, str(tmp_path / "parked"), args, [])
+            built = _digest(tmp_path / "parked")
+            retry = argparse.Namespace(**{**vars(args), "retry_failed": True})
+            run_shards(rows, str(tmp_path / "parked"), retry, [])
+    assert parked["successes"] == memory["successes"] == 10 and parked["filtered"] == 4
+    waited = [r.message for r in caplog.records if "waited in a temporary file" in r.message]
+    assert len(waited) == 3 + 1 and all("(past the 0.03 MB held in memory per shard)" in m for m in waited), waited
+    assert built == _digest(tmp_path / "memory") and {"00000.tar", "00002.tar"} <= set(built)
+    assert _digest(tmp_path / "parked") == built  # read back, its 404 fetched again, rewritten: same bytes
