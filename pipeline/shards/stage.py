@@ -88,8 +88,8 @@ class WriteShardFn(beam.DoFn):
 
     def _finished(self, keep: int) -> Iterator[dict]:
         """Wait until at most `keep` shards are unfinished; the finished shards' stats."""
-        while sum(not f.done() for f in self._pending) > keep:
-            wait(self._pending, return_when=FIRST_COMPLETED)
+        while len(running := [f for f in self._pending if not f.done()]) > keep:
+            wait(running, return_when=FIRST_COMPLETED)  # not on the finished ones: it would return at once
         done = [f for f in self._pending if f.done()]
         self._pending = [f for f in self._pending if not f.done()]
         self._flush_counts()
