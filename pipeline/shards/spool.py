@@ -2,7 +2,7 @@
 
 A shard is written in key order once every one of its candidates has been attempted, so its images
 wait until then. At 256 px (~25 kB each) 10,000 of them are ~0.25 GB; kept originals (`--resize-mode
-no`: web photos are 0.1-0.5 MB) would be several GB per shard, two shards in flight per worker. Past
+no`: web photos are 0.1-0.5 MB) would be several GB per shard, three shards in flight per worker. Past
 `HELD_BYTES` per shard the images go to a temporary file (unnamed: nothing is left behind, even after
 kill -9) and the writer reads them back; the shard's bytes do not change. A file that cannot be
 written (a full disk) keeps the images in memory, as before, with a warning.
