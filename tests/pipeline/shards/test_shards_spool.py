@@ -58,7 +58,9 @@ def test_kept_originals_past_the_budget_give_the_same_shards(shared_data, tmp_pa
     with LoopbackServer() as srv:
         paths = srv.image_paths()[:10]
         urls = [srv.url(p) for p in paths] + [srv.url(f"{p}?copy=1") for p in paths[:4]] + [srv.url("/status/404")]
-        rows = [{"url": u, "caption": f"c{i}", "uid": blake_hex(u), "query_ids": [i]} for i, u in enumerate(urls)]
+        # uids not from the URLs (their port changes from run to run): the same shards every run
+        rows = [{"url": u, "caption": f"c{i}", "uid": blake_hex(f"row {i}"), "query_ids": [i]}
+                for i, u in enumerate(urls)]
         memory = run_shards(rows, str(tmp_path / "memory"), args, [])
         monkeypatch.setattr(spool_mod, "HELD_BYTES", 30_000)
         with caplog.at_level(logging.INFO, logger="openwit.pipeline.shards.builder"):
