@@ -74,19 +74,10 @@ def rewrite_shard(out: str, shard: int, stats: dict, marks: dict[str, str]) -> t
     samples = [mark_duplicate(sample_from_row(r), marks[r["key"]]) if r["key"] in marks else sample_from_row(r)
                for r in rows]
     removed = sum(r["key"] in marks and r["status"] == "success" for r in rows)
-    kept = {s["key"] for s in samples if s["status"] == "success"}
-    spool = Spool()
-    try:
-        images = sw.read_images(out, shard, kept, spool.keep)
-        if kept - set(images):
-            raise RuntimeError(f"shard {shard:05d} in {out}: tar lacks images of {sorted(kept - set(images))[:3]}")
-        for s in samples:
-            if s["status"] == "success":
-                s["ext"], s["data"] = images[s["key"]]
+    with Spool() as spool:
+        sw.attach_images(out, shard, samples, spool.keep)
         new = sw.shard_stats(shard, samples, stats["fingerprint"], stats["settings"], stats["candidates_hash"])
         sw.write_shard(out, shard, samples, new)
-    finally:
-        spool.close()
     return new, removed
 
 

@@ -71,3 +71,9 @@ class Spool:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def __enter__(self) -> "Spool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -130,14 +130,23 @@ def read_images(out: str, shard: int, keys: set[str] | None = None,
     return images
 
 
-def read_shard(out: str, shard: int, keep: Callable[[bytes], Any] | None = None) -> list[dict]:
-    """A committed shard's samples (Parquet rows + image bytes from the tar) for --retry-failed."""
-    samples = [sample_from_row(row) for row in read_rows(out, shard)]
-    images = read_images(out, shard, keep=keep)
+def attach_images(out: str, shard: int, samples: list[dict], keep: Callable[[bytes], Any] | None = None
+                  ) -> list[dict]:
+    """`samples` (rows of the shard), each success given its (ext, image bytes) from the shard's tar,
+    through `keep` when given (see read_images); a success the tar lacks is an error."""
+    wanted = {s["key"] for s in samples if s["status"] == "success"}
+    images = read_images(out, shard, wanted, keep)
+    if wanted - set(images):
+        raise RuntimeError(f"shard {shard:05d} in {out}: tar lacks images of {sorted(wanted - set(images))[:3]}")
     for s in samples:
         if s["status"] == "success":
             s["ext"], s["data"] = images[s["key"]]
     return samples
+
+
+def read_shard(out: str, shard: int, keep: Callable[[bytes], Any] | None = None) -> list[dict]:
+    """A committed shard's samples (Parquet rows + image bytes from the tar) for --retry-failed."""
+    return attach_images(out, shard, [sample_from_row(row) for row in read_rows(out, shard)], keep)
 
 
 def remove_stale_temps(out: str, shard: int) -> int:
