@@ -6,7 +6,8 @@ served by tests/loopback_server.py in its own process; 256 px keep_ratio, JPEG q
 output, 250 samples per shard (issue 11's workload). Per run: wall time with start-up and exit,
 CPU-seconds of the tool's whole process tree (and of its first process alone), cores used, the
 load average before it, and the CPU the loopback server spent meanwhile (it shares the box's cores:
-pinned to one core, the tool leaves the server the other one); for openwit also its start-up, exit and
+pinned to one core, the tool leaves the server the other one, unless --server-on-tool-cores puts the
+server on the run's cores too, so that every run pays for it, as a remote server would cost none); for openwit also its start-up, exit and
 steady-state rate (from OUT/timing/). With --repeat R the tools alternate R times (fresh output folders) and the medians
 are compared, so that a burst of other load on a small shared box does not decide the ratio.
 `--tools openwit-1core,openwit` compares openwit pinned to one core (`taskset -c 0`) with openwit
@@ -134,6 +135,25 @@ def _proc_cpu(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_list(spec: str | None) -> set[int]:
+    """The CPUs of a taskset list ("0", "0,2", "0-3"); empty for None."""
+    cpus = set()
+    for part in (spec or "").split(","):
+        lo, _, hi = part.partition("-")
+        if lo:
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def pin_process(pid: int, cpus: set[int]) -> None:
+    """Move every thread of a running process onto `cpus` (what `taskset -a -p` does)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except ProcessLookupError:  # a thread that just ended
+            pass
+
+
 def timed(name: str, cmd: list[str], env: dict | None = None, pin: str | None = None) -> dict:
     """Run one tool to the end: wall seconds, CPU seconds (user + sys of the whole process tree:
     every process the tool starts is waited for before it exits, so RUSAGE_CHILDREN counts it)
@@ -237,6 +257,10 @@ def main() -> None:
                          "`taskset -c 0` (e.g. openwit-1core,openwit: parallel efficiency)")
     ap.add_argument("--openwit-args", default="", help="extra flags for openwit (e.g. '--workers 1')")
     ap.add_argument("--pin", default=None, help="run the tools under `taskset -c PIN` (e.g. 0: one core)")
+    ap.add_argument("--server-on-tool-cores", action="store_true",
+                    help="pin the loopback server to each run's cores (a NAME-1core run shares core 0 with "
+                         "it, as the unpinned runs share theirs): both sides of a parallel-efficiency "
+                         "ratio pay for the server")
     ap.add_argument("--baseline", default=None,
                     help="an earlier openwit checkout, run as the tool 'baseline' (A/B of a change)")
     a = ap.parse_args()
@@ -260,8 +284,11 @@ def main() -> None:
                 out = WORK / f"{name}-{r}"
                 before = load()
                 tool, _, cores = name.partition("-")
+                pin = "0" if cores == "1core" else None
+                if a.server_on_tool_cores:
+                    pin_process(server.pid, cpu_list(pin or a.pin) or set(range(os.cpu_count())))
                 served = _proc_cpu(server.pid) or 0.0
-                run = tools[tool](urls, out, a, pin="0" if cores == "1core" else None)
+                run = tools[tool](urls, out, a, pin=pin)
                 run.update(ok=successes(out), load=before, server_cpu=(_proc_cpu(server.pid) or 0.0) - served)
                 if tool in ("openwit", "baseline"):
                     run.update(steady_rate(out, run))
@@ -281,6 +308,7 @@ def main() -> None:
     what = "original" if photos is None else what
     slow = f", every {a.slow_every}th a stalled host" if a.slow_every else ""
     pin = f", pinned to CPU {a.pin}" if a.pin else ""
+    pin += ", the server on each run's cores" if a.server_on_tool_cores else ""
     print(f"urls: {a.n} on 127.0.0.1 ({len(paths)} distinct {what} real images{slow}), {a.image_size} px "
           f"{a.resize_mode}, {a.samples_per_shard} per shard, cpus: {os.cpu_count()}{pin}, load now: {load()}")
     med = {name: {k: statistics.median(run[k] for run in rs) for k in ("wall", "cpu", "ok")}
