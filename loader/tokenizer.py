@@ -259,15 +259,19 @@ def _exists(path: str) -> bool:
         return False
 
 
+def _beside_shards(first_shard_url: str | None) -> str | None:
+    """The `tokenizer.json` in the folder of the first shard (local or remote), if it has one."""
+    if not first_shard_url or first_shard_url.startswith("pipe:"):
+        return None
+    if "://" in first_shard_url:
+        return layout.tokenizer_path(first_shard_url.rsplit("/", 1)[0])
+    return layout.tokenizer_path(os.path.dirname(os.path.abspath(first_shard_url)))
+
+
 def default_tokenizer_path(first_shard_url: str | None = None) -> str | None:
     """Where a default tokenizer lives: $OPENWIT_TOKENIZER, `tokenizer.json` beside the shards (local
     or remote), $OPENWIT_CLIP_BPE, or the CLIP BPE file of an installed open_clip / clip package."""
-    candidates = [os.environ.get("OPENWIT_TOKENIZER")]
-    if first_shard_url and not first_shard_url.startswith("pipe:"):
-        if "://" in first_shard_url:
-            candidates.append(layout.tokenizer_path(first_shard_url.rsplit("/", 1)[0]))
-        else:
-            candidates.append(layout.tokenizer_path(os.path.dirname(os.path.abspath(first_shard_url))))
+    candidates = [os.environ.get("OPENWIT_TOKENIZER"), _beside_shards(first_shard_url)]
     candidates.append(os.environ.get("OPENWIT_CLIP_BPE"))
     for pkg in ("open_clip", "clip"):
         try:
@@ -286,7 +290,9 @@ def load_tokenizer(spec: "str | CaptionTokenizer | None", first_shard_url: str |
         return spec
     path = spec or default_tokenizer_path(first_shard_url)
     if path is None:
-        raise UserError("no tokenizer: pass tokenizer=PATH (tokenizer.json or bpe_simple_vocab_16e6.txt.gz), "
-                        "put tokenizer.json beside the shards (openwit-loader tokenizer train), "
-                        "or set OPENWIT_CLIP_BPE")
+        beside = _beside_shards(first_shard_url)
+        looked = f"; looked for {beside}" if beside else ""
+        raise UserError(f"no tokenizer{looked}: pass --tokenizer FILE (Python: tokenizer=PATH; tokenizer.json or "
+                        "bpe_simple_vocab_16e6.txt.gz), put tokenizer.json beside the shards (openwit-loader "
+                        "tokenizer train), or set OPENWIT_CLIP_BPE")
     return CaptionTokenizer.from_file(path, context_length)

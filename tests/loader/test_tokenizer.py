@@ -86,3 +86,20 @@ def test_bad_tokenizer_inputs(tmp_path):
         load_tokenizer(str(tmp_path / "bad.json"))
     with pytest.raises(UserError):
         CaptionTokenizer.train(["a b c"], vocab_size=100)
+
+
+def test_no_tokenizer_names_where_it_looked(tmp_path, monkeypatch):
+    """With no tokenizer anywhere, the error names the file it looked for beside the shards (a wrong
+    shard path shows there) and the flag that passes one."""
+    for var in ("OPENWIT_TOKENIZER", "OPENWIT_CLIP_BPE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)  # no open_clip / clip BPE
+    with pytest.raises(UserError) as e:
+        load_tokenizer(None, str(tmp_path / "typo" / "00000.tar"))
+    assert str(tmp_path / "typo" / "tokenizer.json") in str(e.value)
+    assert "--tokenizer FILE" in str(e.value)
+    (tmp_path / "typo").mkdir()
+    tok = CaptionTokenizer.train(["a red fox", "a blue bird"] * 50, vocab_size=600)
+    tok.save(str(tmp_path / "typo" / "tokenizer.json"))
+    found = load_tokenizer(None, str(tmp_path / "typo" / "00000.tar"))  # the one beside the shards
+    assert np.array_equal(found(["a red fox"]), tok(["a red fox"]))
