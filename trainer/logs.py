@@ -92,6 +92,8 @@ class MetricsLog:
 
 
 def progress_line(step: int, total: int, epoch: int, rate: float, world: int, wait: float, loss: float,
-                  lr: float, scale: float, eta_s: float) -> str:
-    return (f"step {step:,}/{total:,} (epoch {epoch}) | {rate:,.1f} samples/s ({rate / world:,.1f}/GPU) | "
+                  lr: float, scale: float, eta_s: float, unit: str = "GPU") -> str:
+    """One progress line; the rate per `unit` (GPU, or process on CPU) only when there are several."""
+    each = f" ({rate / world:,.1f}/{unit})" if world > 1 else ""
+    return (f"step {step:,}/{total:,} (epoch {epoch}) | {rate:,.1f} samples/s{each} | "
             f"data wait {wait:.0%} | loss {loss:.4f} | lr {lr:.2e} | logit scale {scale:.2f} | ETA {_duration(eta_s)}")

@@ -275,7 +275,8 @@ class Run:
             eta = (self.total_steps - self.step) * (time.perf_counter() - window.start) / max(window.steps, 1)
             mean_loss = window.mean_loss()
             log.info("%s", logs.progress_line(self.step, self.total_steps, self.loader.epoch, rate,
-                                              self.d.world_size, wait, mean_loss, last["lr"], scale, eta))
+                                              self.d.world_size, wait, mean_loss, last["lr"], scale, eta,
+                                              "GPU" if self.d.device.type == "cuda" else "process"))
             self.metrics.write({"kind": "train", "step": self.step, "epoch": self.loader.epoch, **last,
                                 "loss_mean": mean_loss,
                                 "logit_scale": scale, "samples_per_s": rate,

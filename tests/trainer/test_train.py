@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from openwit.loader.tokenizer import CaptionTokenizer
-from openwit.trainer import checkpoint
+from openwit.trainer import checkpoint, logs
 from openwit.trainer.cli import main as train_main
 from trainer_helpers import free_port, make_shards, metrics
 
@@ -85,6 +85,12 @@ def test_resume_mid_epoch_continues_exactly(straight, shards, tmp_path):
     assert sorted(p.name for p in (resumed / "checkpoints").glob("step-*")) == ["step-00000012.pt", "step-00000014.pt"]
 
 
+def test_progress_line_names_what_the_rate_is_per():
+    one = logs.progress_line(12, 100, 0, 250.0, 1, 0.05, 2.5, 1e-4, 14.3, 90)
+    assert "250.0 samples/s | data wait 5%" in one and "/GPU" not in one  # one process: no per-unit rate
+    assert "(125.0/GPU)" in logs.progress_line(12, 100, 0, 250.0, 2, 0.05, 2.5, 1e-4, 14.3, 90, "GPU")
+
+
 def test_one_line_errors(shards, tmp_path, capsys, straight):
     cases = [
         (["--train-data", str(tmp_path / "none-{00000..00003}.tar")], "shard"),
@@ -129,6 +135,7 @@ def test_torchrun_two_processes_on_cpu(shards, tmp_path):
                           capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 process(es) on cpu" in proc.stderr and "batch 8 × 1 × 2 = 16" in proc.stderr
+    assert "/process) | data wait" in proc.stderr and "/GPU)" not in proc.stderr  # the rate per CPU process
     state = checkpoint.load(str(out))
     assert state["step"] == 7 and len(state["rng"]) == 2
     assert [r["step"] for r in metrics(out)] == list(range(1, 8))  # rank 0 logs alone
