@@ -1,11 +1,14 @@
-"""Shard URLs: expansion (braces, `::` joins), opening (local, pipe:, http(s), gs, s3) and sidecar files.
+"""Shard URLs: expansion (braces, `::` joins, globs, folders), opening (local, pipe:, http(s), gs, s3)
+and sidecar files.
 
 webdataset's `gopen` handles local paths and `pipe:` commands; everything with a scheme goes
 through fsspec (webdataset 1.0 has no s3 opener and shells out to curl/gsutil for http/gs).
 """
 from __future__ import annotations
 
+import glob
 import logging
+import os
 import re
 from typing import IO, Iterable
 
@@ -17,20 +20,49 @@ from openwit.common.errors import UserError
 
 log = logging.getLogger(__name__)
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+_GLOB = re.compile(r"[*?[]")
 
 
 def expand_urls(urls: str | Iterable[str]) -> list[str]:
-    """`a/{00000..00009}.tar::b/x.tar` or a list of such strings → a flat list of shard URLs."""
+    """`a/{00000..00009}.tar::b/x.tar` or a list of such strings → a flat list of shard URLs. A local
+    or gs://, s3://… path with `*`, `?` or `[…]` becomes the files it matches, sorted (quoted, so that
+    the shell leaves it alone); a local folder becomes its `*.tar`. http(s) and pipe: URLs are kept
+    as written (`?` starts a query there)."""
     from webdataset.shardlists import expand_urls as expand  # webdataset imports torch: only when reading shards
 
     if isinstance(urls, str):
         urls = [urls]
     out: list[str] = []
     for item in urls:
-        out.extend(u for u in expand(str(item)) if u)
+        for url in expand(str(item)):
+            if url:
+                out.extend(_matching(url))
     if not out:
         raise UserError("no shard URLs given")
     return out
+
+
+def _matching(url: str) -> list[str]:
+    """The shards a glob pattern or a local folder stands for; any other URL as it is."""
+    if url.startswith(("pipe:", "http://", "https://")):
+        return [url]
+    if not _SCHEME.match(url) or url.startswith("file://"):
+        path = url.removeprefix("file://")
+        pattern = os.path.join(path, "*.tar") if os.path.isdir(path) else path
+        if not _GLOB.search(pattern):
+            return [url]
+        found = sorted(glob.glob(pattern))
+    else:
+        if not _GLOB.search(url):
+            return [url]
+        try:
+            fs, _, _ = fsspec.get_fs_token_paths(url)
+            found = sorted(fs.unstrip_protocol(p) for p in fs.glob(url))
+        except (ImportError, ValueError) as e:
+            raise UserError(f"cannot list {url}: {e}") from e
+    if not found:
+        raise UserError(f"no shards match {pattern if not _SCHEME.match(url) else url}: check the path")
+    return found
 
 
 def check_openers(urls: Iterable[str]) -> None:

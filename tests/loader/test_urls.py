@@ -58,3 +58,33 @@ def test_open_url_reads_local_and_pipe(tmp_path):
         assert f.read() == b"abc"
     with urls.open_url(f"pipe:cat {path}") as f:
         assert f.read() == b"abc"
+
+
+def test_globs_and_folders_expand_sorted(tmp_path):
+    for name in ("00002.tar", "00000.tar", "00001.tar", "00000.parquet"):
+        (tmp_path / name).write_bytes(b"x")
+    want = [str(tmp_path / f"0000{i}.tar") for i in range(3)]
+    assert urls.expand_urls(str(tmp_path / "*.tar")) == want
+    assert urls.expand_urls(str(tmp_path)) == want  # a folder: its shards
+    assert urls.expand_urls(f"file://{tmp_path}/0000[01].tar::{tmp_path}/00002.tar") == want
+    with pytest.raises(UserError, match=r"no shards match .*\*\.tgz"):
+        urls.expand_urls(str(tmp_path / "*.tgz"))
+    # http(s): `?` starts a query, nothing is listed; pipe: commands are the shell's
+    assert urls.expand_urls("http://h/s.tar?sig=a*b") == ["http://h/s.tar?sig=a*b"]
+    assert urls.expand_urls("pipe:cat s/*.tar") == ["pipe:cat s/*.tar"]
+
+
+def test_globs_on_a_remote_store():
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    for name in ("b/out/00001.tar", "b/out/00000.tar", "b/out/00000_stats.json"):
+        fs.pipe(f"/{name}", b"x")
+    try:
+        found = urls.expand_urls("memory://b/out/*.tar")
+        assert [urls.shard_name(u) for u in found] == ["00000.tar", "00001.tar"]
+        assert all(u.startswith("memory://") and urls.open_url(u).read() == b"x" for u in found)
+        with pytest.raises(UserError, match="no shards match memory://b/none/"):
+            urls.expand_urls("memory://b/none/*.tar")
+    finally:
+        fs.rm("/b", recursive=True)
