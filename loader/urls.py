@@ -49,7 +49,7 @@ def _matching(url: str) -> list[str]:
     if not _SCHEME.match(url) or url.startswith("file://"):
         path = url.removeprefix("file://")
         pattern = os.path.join(path, "*.tar") if os.path.isdir(path) else path
-        if not _GLOB.search(pattern):
+        if not _GLOB.search(pattern) or os.path.isfile(path):  # a file named "x[1].tar" is itself
             return [url]
         found = sorted(glob.glob(pattern))
     else:

@@ -67,6 +67,8 @@ def test_globs_and_folders_expand_sorted(tmp_path):
     assert urls.expand_urls(str(tmp_path / "*.tar")) == want
     assert urls.expand_urls(str(tmp_path)) == want  # a folder: its shards
     assert urls.expand_urls(f"file://{tmp_path}/0000[01].tar::{tmp_path}/00002.tar") == want
+    (tmp_path / "odd[1].tar").write_bytes(b"x")
+    assert urls.expand_urls(str(tmp_path / "odd[1].tar")) == [str(tmp_path / "odd[1].tar")]  # a file, not a glob
     with pytest.raises(UserError, match=r"no shards match .*\*\.tgz"):
         urls.expand_urls(str(tmp_path / "*.tgz"))
     # http(s): `?` starts a query, nothing is listed; pipe: commands are the shell's
