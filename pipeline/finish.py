@@ -19,6 +19,8 @@ from openwit.common.outdir import display_path
 
 log = logging.getLogger(__name__)
 TOTALS = ("count", "successes", "failed_to_download", "failed_to_resize", "filtered")
+TOP_REASONS = 5  # failure reasons named in the summary (all of them are in the report)
+NETWORK_REASONS = frozenset({"dns_error", "connection_error", "timeout", "tls_error"})
 SHOWN_RANGES = 8  # shard ranges named in the summary's skipped list
 
 
@@ -26,13 +28,33 @@ def summarize(out: str) -> dict:
     """Totals over the committed shards' markers."""
     from openwit.pipeline.shards import read_marker_file
 
-    totals = {"shards": 0, **{k: 0 for k in TOTALS}}
+    totals = {"shards": 0, **{k: 0 for k in TOTALS}, "reasons": {}}
     for path in layout.marker_paths(out):
         stats = read_marker_file(path)
         totals["shards"] += 1
         for k in TOTALS:
             totals[k] += int(stats.get(k, 0))
+        for reason, n in (stats.get("status_dict") or {}).items():
+            totals["reasons"][reason] = totals["reasons"].get(reason, 0) + int(n)
     return totals
+
+
+def reason_lines(attempted: int, ok: int, reasons: dict[str, int]) -> list[str]:
+    """The most frequent reasons samples were not kept; when nothing was downloaded and the network
+    itself failed (names that do not resolve, refused connections, timeouts), what to check."""
+    if not reasons:
+        return []
+    top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = ", ".join(f"{k} {_n(v)}" for k, v in top[:TOP_REASONS])
+    more = f", {len(top) - TOP_REASONS} more in the report" if len(top) > TOP_REASONS else ""
+    lines = [f"  why not kept: {shown}{more}"]
+    network = sum(v for k, v in reasons.items() if k in NETWORK_REASONS)
+    if attempted and not ok and network == attempted:
+        lines.append("  nothing was downloaded and every attempt failed on the network (" +
+                     ", ".join(k for k, _ in top if k in NETWORK_REASONS) + "): is this machine offline, or "
+                     "does it reach the web through a proxy (--proxy URL, or HTTP_PROXY / HTTPS_PROXY)? "
+                     "Rerun the same command with --retry-failed once it is online")
+    return lines
 
 
 def finish_run(out: str, options, report: bool = True, tokenizer_vocab_size: int = 0, *, result=None,
@@ -52,7 +74,7 @@ def finish_run(out: str, options, report: bool = True, tokenizer_vocab_size: int
         if not totals["shards"]:
             log.warning("shards: no candidates, no shards written to %s", out)
         elif started is None:
-            log.info("shards: %s", ", ".join(f"{k}={v}" for k, v in totals.items()))
+            log.info("shards: %s", ", ".join(f"{k}={v}" for k, v in totals.items() if k != "reasons"))
         if tokenizer_vocab_size and totals["successes"]:  # before the report: it measures captions in these tokens
             tokenizer = _train_tokenizer(out, tokenizer_vocab_size, totals["successes"])
         elif tokenizer_vocab_size and totals["shards"]:
@@ -193,6 +215,7 @@ def summary_lines(out: str, options, result, started: float, stage: str, totals:
         share = f" ({100 * ok / attempted:.1f}%)" if attempted else ""
         fails = ", ".join(f"{k} {_n(totals[k])}" for k in TOTALS[2:])
         lines.append(f"samples: {_n(attempted)} attempted, {_n(ok)} in the dataset{share}; {fails}")
+        lines += reason_lines(attempted, ok, totals.get("reasons") or {})
     elif not local:
         ok = shard_counts.get("success", 0)
         fails = ", ".join(f"{k} {_n(shard_counts.get(k, 0))}" for k in TOTALS[2:])

@@ -323,3 +323,32 @@ def test_candidate_settings_caption_bounds_and_domains(inputs, tmp_path, capsys)
     assert cli.main(["--queries", qdir, "--input", str(table), "--out", str(out), "--stage", "candidates",
                      "--exclude-domains", str(block), "--runner", "FnApiRunner"]) == 2
     assert "line 2: 'not a domain' is not a domain" in _one_line(capsys)
+
+
+def test_summary_names_why_samples_were_not_kept(inputs, server, tmp_path, capsys):
+    """The summary names the failure reasons; when nothing downloads because the network itself
+    fails (here: a loopback port nobody listens on), it says what to check and how to resume."""
+    qdir, a, _ = inputs
+    with socket.socket() as s:  # a port that refuses connections
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    rows = [{"url": f"http://127.0.0.1:{dead}/{i}.png", "caption": f"a red photo number {i}"} for i in range(5)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "dead.parquet")
+    assert _build(qdir, [str(tmp_path / "dead.parquet")], tmp_path / "offline") == 0
+    lines = _stdout_lines(capsys)
+    i = next(n for n, line in enumerate(lines) if line.startswith("samples: "))
+    assert lines[i + 1] == "  why not kept: connection_error 5"
+    assert lines[i + 2].startswith("  nothing was downloaded and every attempt failed on the network "
+                                   "(connection_error): is this machine offline")
+    assert "--retry-failed" in lines[i + 2]
+
+    mixed = [{"url": server.url(f"/status/{404 if i % 2 else 503}?n={i}"), "caption": f"a blue photo number {i}"}
+             for i in range(5)] + rows[:1]
+    pq.write_table(pa.Table.from_pylist(mixed), tmp_path / "mixed.parquet")
+    assert _build(qdir, [a, str(tmp_path / "mixed.parquet")], tmp_path / "mixed") == 0
+    lines = _stdout_lines(capsys)
+    i = next(n for n, line in enumerate(lines) if line.startswith("samples: "))
+    assert lines[i] == ("samples: 16 attempted, 10 in the dataset (62.5%); failed_to_download 6, "
+                        "failed_to_resize 0, filtered 0")
+    assert lines[i + 1] == "  why not kept: http_503 3, http_404 2, connection_error 1"  # most first
+    assert not lines[i + 2].startswith("  nothing was downloaded")
