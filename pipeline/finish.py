@@ -20,7 +20,6 @@ from openwit.common.outdir import display_path
 log = logging.getLogger(__name__)
 TOTALS = ("count", "successes", "failed_to_download", "failed_to_resize", "filtered")
 TOP_REASONS = 5  # failure reasons named in the summary (all of them are in the report)
-NETWORK_REASONS = frozenset({"dns_error", "connection_error", "timeout", "tls_error"})
 SHOWN_RANGES = 8  # shard ranges named in the summary's skipped list
 
 
@@ -42,6 +41,8 @@ def summarize(out: str) -> dict:
 def reason_lines(attempted: int, ok: int, reasons: dict[str, int]) -> list[str]:
     """The most frequent reasons samples were not kept; when nothing was downloaded and the network
     itself failed (names that do not resolve, refused connections, timeouts), what to check."""
+    from openwit.pipeline.fetch.rules import NETWORK_REASONS  # the fetch package imports aiohttp: at the end only
+
     if not reasons:
         return []
     top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))

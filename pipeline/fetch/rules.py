@@ -35,6 +35,9 @@ REASONS = frozenset({
 })
 REASON_FAMILIES = ("http_", "opt_out_")
 RETRYABLE_REASONS = frozenset({"timeout", "read_timeout", "connection_error"})  # plus http 408/429/5xx
+# Failures of the network itself rather than of a server's answer: when every download fails with
+# these, the machine is likely offline or needs a proxy (pipeline.fetch.offline says so)
+NETWORK_REASONS = frozenset({"dns_error", "connection_error", "timeout", "tls_error"})
 
 # X-Robots-Tag directives that opt an image out of dataset use. "none" means "noindex, nofollow".
 OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai", "noindex", "noimageindex", "none"})

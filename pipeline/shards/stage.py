@@ -61,10 +61,12 @@ class WriteShardFn(beam.DoFn):
         self.cfg = cfg
 
     def setup(self):
+        from openwit.pipeline.fetch.offline import OfflineWatch
         from openwit.pipeline.shards.builder import ShardBuilder
         self.builder = ShardBuilder(self.cfg)
         self._lock = threading.Lock()
         self._counts: collections.Counter = collections.Counter()
+        self._offline = OfflineWatch()
 
     def teardown(self):
         builder = getattr(self, "builder", None)
@@ -81,6 +83,9 @@ class WriteShardFn(beam.DoFn):
                 self._counts[f"reason_{sample['reason']}"] += 1
         if self.cfg.progress:
             progress("shards").add(samples=1, ok=int(sample["status"] == "success"))
+        warning = self._offline.see(sample.get("reason"))
+        if warning:
+            log.warning("%s", warning)
 
     def _flush_counts(self) -> None:
         with self._lock:

@@ -325,9 +325,11 @@ def test_candidate_settings_caption_bounds_and_domains(inputs, tmp_path, capsys)
     assert "line 2: 'not a domain' is not a domain" in _one_line(capsys)
 
 
-def test_summary_names_why_samples_were_not_kept(inputs, server, tmp_path, capsys):
+def test_summary_names_why_samples_were_not_kept(inputs, server, tmp_path, capsys, caplog, monkeypatch):
     """The summary names the failure reasons; when nothing downloads because the network itself
-    fails (here: a loopback port nobody listens on), it says what to check and how to resume."""
+    fails (here: a loopback port nobody listens on), a warning says so early, and the summary says
+    what to check and how to resume."""
+    monkeypatch.setattr("openwit.pipeline.fetch.offline.FIRST_ATTEMPTS", 3)
     qdir, a, _ = inputs
     with socket.socket() as s:  # a port that refuses connections
         s.bind(("127.0.0.1", 0))
@@ -335,6 +337,11 @@ def test_summary_names_why_samples_were_not_kept(inputs, server, tmp_path, capsy
     rows = [{"url": f"http://127.0.0.1:{dead}/{i}.png", "caption": f"a red photo number {i}"} for i in range(5)]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "dead.parquet")
     assert _build(qdir, [str(tmp_path / "dead.parquet")], tmp_path / "offline") == 0
+    early = [r.getMessage() for r in caplog.records if "downloads all failed on the network" in r.getMessage()]
+    assert early == ["the first 3 downloads all failed on the network (connection_error 3): is this machine "
+                     "offline, or does it reach the web through a proxy (--proxy URL, or HTTP_PROXY / "
+                     "HTTPS_PROXY)? The run goes on and records every failure; rerun the same command with "
+                     "--retry-failed once it is online"]
     lines = _stdout_lines(capsys)
     i = next(n for n, line in enumerate(lines) if line.startswith("samples: "))
     assert lines[i + 1] == "  why not kept: connection_error 5"
@@ -352,3 +359,4 @@ def test_summary_names_why_samples_were_not_kept(inputs, server, tmp_path, capsy
                         "failed_to_resize 0, filtered 0")
     assert lines[i + 1] == "  why not kept: http_503 3, http_404 2, connection_error 1"  # most first
     assert not lines[i + 2].startswith("  nothing was downloaded")
+    assert len([r for r in caplog.records if "downloads all failed" in r.getMessage()]) == 1  # not again

@@ -203,3 +203,17 @@ def test_classify_exception():
     assert classify_exception(aiohttp.InvalidURL("x"), s)[0] == "bad_url"
     with pytest.raises(KeyError):  # not a network problem: a bug, re-raised (Fetcher logs it as "error")
         classify_exception(KeyError("k"), s)
+
+
+def test_offline_watch_warns_once_when_the_first_downloads_all_fail_on_the_network():
+    from openwit.pipeline.fetch.offline import OfflineWatch
+
+    watch = OfflineWatch(after=4)
+    said = [watch.see(r) for r in ("dns_error", "connection_error", "dns_error", "dns_error", "dns_error")]
+    assert said[:3] == [None] * 3 and said[4] is None  # the 4th says it, once
+    assert said[3].startswith("the first 4 downloads all failed on the network (dns_error 3, connection_error 1): "
+                              "is this machine offline") and "--retry-failed" in said[3]
+    for first in (None, "http_404", "not_an_image"):  # a success, or any answer from a server: online
+        online = OfflineWatch(after=2)
+        assert online.see(first) is None
+        assert [online.see("dns_error") for _ in range(5)] == [None] * 5
