@@ -17,12 +17,16 @@ class UserError(Exception):
     """An expected problem with the user's input or setup; the message says what to do."""
 
 
-def cli_main(func: Callable[..., int | None]) -> Callable[..., int]:
+def cli_main(func: Callable[..., int | None] | None = None, *, interrupted: str = "interrupted"):
     """Wrap a console-script `main`: UserError → `error: ...` on stderr and exit status 2.
 
     Beam wraps exceptions raised inside DoFns; a UserError found anywhere in the message chain is
-    reported the same way (first line only). Ctrl-C exits 130 without a traceback.
+    reported the same way (first line only). Ctrl-C exits 130 without a traceback, printing
+    `interrupted` (what to do next, for commands that can resume) — also when Beam wrapped it.
+    Use as `@cli_main` or `@cli_main(interrupted="...")`.
     """
+    if func is None:
+        return functools.partial(cli_main, interrupted=interrupted)
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs) -> int:
@@ -32,9 +36,12 @@ def cli_main(func: Callable[..., int | None]) -> Callable[..., int]:
             print(f"error: {e}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
+            print(interrupted, file=sys.stderr)
             return 130
         except Exception as e:  # Beam re-raises DoFn errors wrapped; find our UserError inside
+            if is_interrupt(e):
+                print(interrupted, file=sys.stderr)
+                return 130
             msg = find_user_error(e)
             if msg is None:
                 raise
@@ -42,6 +49,19 @@ def cli_main(func: Callable[..., int | None]) -> Callable[..., int]:
             return 2
 
     return wrapper
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Whether `exc` is Ctrl-C, or an error Beam raised for it (`RuntimeError: KeyboardInterrupt
+    [while running 'Step']`, the interrupt in its cause chain)."""
+    seen = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, KeyboardInterrupt) or str(e).startswith("KeyboardInterrupt"):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def find_user_error(exc: BaseException) -> str | None:
@@ -76,9 +96,9 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 class _HideUserErrorTracebacks(logging.Filter):
-    """Drop Beam's ERROR record + traceback for a UserError raised in a DoFn: the CLI prints that
-    error as one line anyway (cli_main). Other errors keep their traceback (bugs need it)."""
+    """Drop Beam's ERROR record + traceback for a UserError raised in a DoFn, or for Ctrl-C: the CLI
+    prints one line for those anyway (cli_main). Other errors keep their traceback (bugs need it)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return exc is None or find_user_error(exc) is None
+        return exc is None or (find_user_error(exc) is None and not is_interrupt(exc))

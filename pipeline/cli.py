@@ -151,7 +151,7 @@ def build_candidates(p: beam.Pipeline, args: argparse.Namespace, out: str | None
         rules=rules, limit=args.limit, settings=settings)
 
 
-@cli_main
+@cli_main(interrupted="interrupted: committed shards are kept; the same command resumes")
 def main(argv: Sequence[str] | None = None) -> int:
     """Check --out, take its lock, build and run the pipeline with the candidate outputs staged,
     commit them only when the run has passed every check (a refused run leaves OUT as it was).

@@ -247,7 +247,7 @@ def run_shards(candidate_rows_or_glob: str | Iterable[dict], out: str, args: arg
     return totals
 
 
-@cli_main
+@cli_main(interrupted="interrupted: committed shards are kept; the same command resumes")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m openwit.pipeline.shards", description=__doc__.split("\n")[0],
                                      allow_abbrev=False)

@@ -1,4 +1,5 @@
 """The shared helpers: offline-safe Beam default, CLI error reporting, atomic writes, hashing."""
+import logging
 import os
 
 import apache_beam as beam
@@ -26,6 +27,36 @@ def test_cli_main_turns_user_error_into_one_line(capsys):
     assert main() == 2
     err = capsys.readouterr().err
     assert err == "error: file x.bz2: truncated bz2 stream\n"
+
+
+class _CtrlC(beam.DoFn):
+    def process(self, x):
+        raise KeyboardInterrupt  # what SIGINT raises in the thread running the bundle
+
+
+def test_ctrl_c_inside_a_beam_pipeline_is_one_line_and_130(capsys):
+    """Beam re-raises Ctrl-C in a DoFn as `RuntimeError: KeyboardInterrupt [while running ...]` and
+    logs it with a traceback; the CLI prints its one line instead and exits 130."""
+    @errors.cli_main(interrupted="interrupted: the same command resumes")
+    def main():
+        errors.setup_logging()
+        with beam.Pipeline(options=beamrun.pipeline_options([])) as p:
+            _ = p | beam.Create([1]) | beam.ParDo(_CtrlC())
+
+    assert main() == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "interrupted: the same command resumes"
+    for exc in (KeyboardInterrupt(), RuntimeError("KeyboardInterrupt [while running 'WriteShard']")):
+        record = logging.LogRecord("apache_beam.runners.common", logging.ERROR, __file__, 1, "x", None,
+                                   (type(exc), exc, None))
+        assert not errors._HideUserErrorTracebacks().filter(record)  # Beam's ERROR + traceback: hidden
+
+    @errors.cli_main
+    def plain():
+        raise KeyboardInterrupt
+
+    assert plain() == 130 and capsys.readouterr().err == "interrupted\n"
+    assert not errors.is_interrupt(RuntimeError("bad row")) and errors.is_interrupt(
+        RuntimeError("KeyboardInterrupt [while running 'FetchShards/WriteShard']"))
 
 
 def test_find_user_error_in_beam_wrapped_text():
