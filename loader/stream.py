@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import signal
 from collections import Counter
 from typing import Iterable, Iterator
 
@@ -174,7 +175,7 @@ class WdsLoader:
         if self._positions is None:
             self._positions = {"workers": [None] * d.num_workers, "next_worker": None}
         dl = torch.utils.data.DataLoader(d, batch_size=None, num_workers=self.num_workers,
-                                         pin_memory=self.pin_memory,
+                                         pin_memory=self.pin_memory, worker_init_fn=_worker_survives_one_stop,
                                          persistent_workers=False, prefetch_factor=2 if self.num_workers else None)
         if self.num_workers == 0:  # the in-process dataset may hold counts of an abandoned epoch
             d.report(0, 0, 0)
@@ -187,6 +188,22 @@ class WdsLoader:
         self.epoch, self.batches, self._positions = self.epoch + 1, 0, None
         if d.world_size == 1:
             self._apply_pending()  # so that len() is right before the next epoch starts
+
+
+def _worker_survives_one_stop(worker_id: int) -> None:
+    """A worker outlives the first Ctrl-C or SIGTERM; the next one ends it.
+
+    Ctrl-C in a terminal reaches every process of the foreground group, and torchrun (like Slurm)
+    sends SIGTERM to each trainer's whole process group, workers included. The first one is the
+    main process's to handle: the trainer finishes its step and saves a checkpoint, reading from
+    the workers meanwhile, then shuts them down as usual (a plain KeyboardInterrupt does too).
+    A second signal — a second Ctrl-C, or torch's own `terminate()` of a worker that did not stop
+    when asked — ends the worker as before."""
+    def first(signum, frame):
+        signal.signal(signum, signal.SIG_DFL)
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, first)
 
 
 def make_loader(urls: str | Iterable[str], batch_size: int, *, image_size: int = 224, train: bool = True,

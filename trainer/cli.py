@@ -142,9 +142,15 @@ def main(argv=None) -> int:
               f"forward {info['gflops_forward_per_sample']['image']:.2f} + {info['gflops_forward_per_sample']['text']:.2f} "
               "GFLOPs per sample (image + text, a multiply-add = 2 FLOPs)")
         return 0
+    from openwit.trainer.stopping import Stopped
     from openwit.trainer.train import train
 
-    result = train(cfg)
+    try:
+        result = train(cfg)
+    except Stopped as e:  # SIGTERM or Ctrl-C: a checkpoint of the step it stopped at is saved
+        if int(os.environ.get("RANK", 0)) == 0:
+            print(str(e), file=sys.stderr)
+        return 128 + e.signum
     if int(os.environ.get("RANK", 0)) == 0:
         print(json.dumps(result, default=str))
     return 0

@@ -45,13 +45,14 @@ def setup(device: str = "auto", timeout_s: int = 1800) -> Dist:
     return Dist(rank, world, local, dev)
 
 
-def all_true(flag: bool, d: Dist) -> bool:
-    """True only if `flag` holds on every rank (so all ranks take the same branch)."""
+def all_true_many(flags: list[bool], d: Dist) -> list[bool]:
+    """For each flag, True only if it holds on every rank (so all ranks take the same branch); one
+    all-reduce for all of them."""
     if not d.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=d.device)
+        return list(flags)
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=d.device)
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return bool(t.item() > 0)
+    return [bool(v > 0) for v in t.tolist()]
 
 
 def barrier(d: Dist) -> None:

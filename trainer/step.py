@@ -25,6 +25,7 @@ class StepResult:
     loss: float
     grad_norm: float
     ok: bool  # False: loss or gradient not finite, no update made
+    stop: bool = False  # some rank was asked to stop (SIGTERM, Ctrl-C): every rank stops after this step
 
 
 class Stepper:
@@ -66,8 +67,9 @@ class Stepper:
                 self._backward(loss)
         return loss.detach()
 
-    def step(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> StepResult:
-        """Forward/backward over the micro-batches, then one update unless something is not finite."""
+    def step(self, batches: list[tuple[torch.Tensor, torch.Tensor]], stop: bool = False) -> StepResult:
+        """Forward/backward over the micro-batches, then one update unless something is not finite.
+        `stop` (this rank was asked to stop) travels in the same all-reduce as the finite check."""
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.forward_backward(batches)
         if self.scaler:
@@ -75,7 +77,8 @@ class Stepper:
         max_norm = self.grad_clip_norm if self.grad_clip_norm else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
         finite_loss, finite_grad = torch.stack([torch.isfinite(loss), torch.isfinite(grad_norm)]).tolist()
-        ok = distributed.all_true(finite_loss and (finite_grad or self.scaler is not None), self.d)
+        ok, go_on = distributed.all_true_many([finite_loss and (finite_grad or self.scaler is not None), not stop],
+                                              self.d)
         if ok and self.scaler:
             self.scaler.step(self.optimizer)  # skips the update itself on inf/nan gradients
             self.scaler.update()
@@ -87,7 +90,7 @@ class Stepper:
                 self.scaler.update(self.scaler.get_scale() / 2)
         with torch.no_grad():
             self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
-        return StepResult(float(loss), float(grad_norm), ok)
+        return StepResult(float(loss), float(grad_norm), ok, stop=not go_on)
 
 
 def autocast_context(precision: str, device: torch.device):

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import math
 import random
+import signal
 import time
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from openwit.trainer.loss import LOSSES
 from openwit.trainer.model import CLIP, count_parameters
 from openwit.trainer.optim import lr_at, make_optimizer
 from openwit.trainer.step import Stepper
+from openwit.trainer.stopping import Stopped, StopSignals
 from openwit.trainer.templates import load_templates
 
 log = logging.getLogger("openwit.train")
@@ -132,6 +134,8 @@ class Run:
         self.optimizer = make_optimizer(self.model, cfg.lr, cfg.wd)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.step, self.bad_in_a_row = 0, 0
+        self.signals, self.stop_requested = StopSignals(), False  # fit() listens for SIGTERM / Ctrl-C
+        self.saved_step, self.saved_path = None, None
         if self.resumed:
             self._restore(self.resumed)
         net = self.model
@@ -228,20 +232,23 @@ class Run:
             log.info("%s", self.describe())
         window, last = logs.Window(), {}
         t_wait = time.perf_counter()
-        while self.step < self.total_steps:
-            micro = []
-            for images, tokens in self.loader:
-                micro.append((self.to_device(images, self.d.device), tokens.to(self.d.device, non_blocking=True)))
-                if len(micro) < self.cfg.accum_freq:
-                    continue
-                wait = time.perf_counter() - t_wait
-                last = self._one_step(micro, window, wait)
+        with StopSignals() as self.signals:  # SIGTERM / Ctrl-C: finish the step, save it, stop
+            while self.step < self.total_steps:
                 micro = []
-                self._after_step(window, last)
-                t_wait = time.perf_counter()
-                if self.step >= self.total_steps:
-                    break
-            # leftover micro-batches at an epoch's end (len % accum_freq) are dropped
+                for images, tokens in self.loader:
+                    micro.append((self.to_device(images, self.d.device), tokens.to(self.d.device, non_blocking=True)))
+                    if len(micro) < self.cfg.accum_freq:
+                        continue
+                    wait = time.perf_counter() - t_wait
+                    last = self._one_step(micro, window, wait)
+                    micro = []
+                    self._after_step(window, last)
+                    if self.stop_requested:
+                        self._stop()
+                    t_wait = time.perf_counter()
+                    if self.step >= self.total_steps:
+                        break
+                # leftover micro-batches at an epoch's end (len % accum_freq) are dropped
         self.save()
         final = self.evaluate() if self._has_eval() else {}
         self.metrics.close()
@@ -251,7 +258,8 @@ class Run:
         lr = lr_at(self.step, self.cfg.lr, self.cfg.warmup, self.total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        result = self.stepper.step(micro)
+        result = self.stepper.step(micro, stop=self.signals.requested)
+        self.stop_requested = result.stop  # on any rank: all ranks stop after this step
         self.step += 1
         window.add(wait, sum(b[0].shape[0] for b in micro) * self.d.world_size, result.loss if result.ok else None)
         if result.ok:
@@ -283,6 +291,8 @@ class Run:
                                 "samples_per_s_per_gpu": rate / self.d.world_size, "data_wait": wait,
                                 "faults": dict(self.loader.faults), "time": time.time()})
             window.reset()
+        if self.stop_requested:
+            return  # fit() saves this step and stops: no evaluation first
         epoch_end = self.step % self.steps_per_epoch == 0
         if self.step < self.total_steps and (c.save_every and self.step % c.save_every == 0
                                              or not c.save_every and epoch_end):
@@ -309,14 +319,26 @@ class Run:
             torch.distributed.all_gather_object(states, mine)
         return {"rng": [s["rng"] for s in states], "loader": [s["loader"] for s in states]}
 
-    def save(self) -> None:
-        """Every rank calls this (they all join the RNG gather); the main rank writes."""
+    def save(self) -> str | None:
+        """Every rank calls this (they all join the RNG gather); the main rank writes, once a step,
+        and gets the checkpoint's path."""
+        if self.saved_step == self.step:
+            return self.saved_path
         state = self.state()
+        path = None
         if self.d.is_main:
             path = checkpoint.save(self.cfg.out, self.step, state, self.cfg.keep_last)
             self.metrics.flush()
             log.info("checkpoint %s", path)
         distributed.barrier(self.d)
+        self.saved_step, self.saved_path = self.step, path
+        return path
+
+    def _stop(self) -> None:
+        """A stop was requested (this or another rank got SIGTERM or Ctrl-C): save this step, end."""
+        path = self.save()
+        self.metrics.close()
+        raise Stopped(self.signals.signum or signal.SIGTERM, self.step, path)
 
     def _has_eval(self) -> bool:
         return bool(self.cfg.val_data or self.cfg.zeroshot_folder)
