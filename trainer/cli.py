@@ -29,6 +29,9 @@ FLAGS = [
     ("--zeroshot-templates", str, "clip1, clip80 or a file with one template a line ({} = class name)"),
     ("--model", str, "architecture: " + ", ".join(MODELS) + " (a -quickgelu suffix uses QuickGELU)"),
     ("--model-config", str, "JSON file with a custom architecture (see --describe's output for the fields)"),
+    ("--pretrained", str, "initial weights to fine-tune: an openwit run folder or checkpoint (its tokenizer comes "
+                          "along), or open_clip/OpenAI weights of --model (.pt/.bin; CLIP's BPE as tokenizer: "
+                          "--tokenizer or $OPENWIT_CLIP_BPE); ignored when --resume finds a checkpoint"),
     ("--out", str, "run folder: checkpoints/, metrics.jsonl, tensorboard/ (local, gs:// or s3://)"),
     ("--epochs", int, "passes over the data"),
     ("--batch-size", int, "samples per process (GPU) per micro-batch"),
@@ -57,7 +60,7 @@ FLAGS = [
                               "normalises whole batches; off: workers do it all (auto: on with a GPU)"),
 ]
 METAVARS = {"--train-data": "URLS", "--val-data": "URLS", "--zeroshot-folder": "DIR", "--zeroshot-templates": "T",
-            "--model": "NAME", "--model-config": "FILE", "--out": "DIR", "--precision": "P", "--resume": "latest|PATH",
+            "--model": "NAME", "--model-config": "FILE", "--pretrained": "PATH", "--out": "DIR", "--precision": "P", "--resume": "latest|PATH",
             "--loss": "clip|siglip", "--tokenizer": "FILE", "--device": "D", "--device-augment": "auto|on|off"}
 SWITCHES = [
     ("--grad-checkpointing", "recompute activations in the backward pass (less memory, ~30%% more compute)"),

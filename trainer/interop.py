@@ -139,7 +139,7 @@ def load_model(path: str, model_name: str | None = None, tokenizer: str | None =
     if state.get("format") == checkpoint.FORMAT:
         cfg = ModelConfig.from_dict(state["model_config"])
         if model_name and model_config(model_name).with_vocab(cfg.text.vocab_size).architecture() != cfg.architecture():
-            raise UserError(f"{state['__path__']} holds a {cfg.name} model, not {model_name}")
+            raise UserError(f"{state['__path__']} holds a {cfg.name} model, not {model_name}: pass --model {cfg.name}")
         tok = CaptionTokenizer(_tokenizer_from_json(state["tokenizer"]), cfg.text.context_length)
         model = CLIP(cfg)
         model.load_state_dict(state["model"])

@@ -74,6 +74,7 @@ class TrainConfig:
     shuffle_buffer: int | None = None
     quick_gelu: bool = False
     device_augment: str = "auto"  # on: workers only decode + crop, the device resizes; auto: on with a GPU
+    pretrained: str | None = None  # initial weights: an openwit checkpoint or open_clip/OpenAI weights
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -120,9 +121,13 @@ class Run:
             raise UserError("--batch-size and --accum-freq must be >= 1")
         self.precision = resolve_precision(cfg.precision, d.device)
         self.resumed = self._load_resume()
+        self.pretrained: dict | None = None  # the --pretrained weights, for a run that does not resume
         self.tokenizer, self.model_cfg = self._model_and_tokenizer()
         torch.manual_seed(cfg.seed)
         self.model = CLIP(self.model_cfg).to(d.device)
+        if self.pretrained is not None:
+            _load_pretrained(self.model, self.pretrained)
+            self.pretrained = None
         if cfg.grad_checkpointing:
             self.model.set_grad_checkpointing(True)
         self.loader = self._make_loader()
@@ -178,10 +183,34 @@ class Run:
                                 f"{base.name} ({_diff(saved.architecture(), base.architecture())}): "
                                 "pass the same --model or a new --out")
             tok = CaptionTokenizer(_tokenizer_from_json(self.resumed["tokenizer"]), saved.text.context_length)
+            if cfg.pretrained and self.d.is_main:
+                log.info("resuming: the checkpoint's weights, not --pretrained %s", cfg.pretrained)
             return tok, saved
+        if cfg.pretrained:
+            return self._from_pretrained(base)
         first = _first_url(cfg.train_data)
         tok = load_tokenizer(cfg.tokenizer, first, base.text.context_length)
         return tok, base.with_vocab(tok.vocab_size)
+
+    def _from_pretrained(self, base: ModelConfig) -> tuple[CaptionTokenizer, ModelConfig]:
+        """Tokenizer and config of the --pretrained weights (their vocabulary decides the tokenizer:
+        an openwit checkpoint's own, CLIP's BPE for open_clip/OpenAI weights — not the shards')."""
+        from openwit.trainer.interop import load_model
+
+        named = None if self.cfg.model_config else self.cfg.model  # a --model-config: compared below
+        model, tok, info = load_model(self.cfg.pretrained, named, self.cfg.tokenizer, base.quick_gelu)
+        cfg = model.config
+        if named is None and base.with_vocab(cfg.text.vocab_size).architecture() != cfg.architecture():
+            raise UserError(f"--pretrained {self.cfg.pretrained} holds a {cfg.name} model, not the "
+                            f"--model-config one ({_diff(cfg.architecture(), base.architecture())})")
+        if base.init_logit_bias is not None and cfg.init_logit_bias is None:  # siglip on CLIP weights: a new bias
+            cfg = dataclasses.replace(cfg, init_logit_bias=base.init_logit_bias)
+        self.pretrained = model.state_dict()
+        if self.d.is_main:
+            log.info("initial weights: %s (%s%s), vocabulary %s of its tokenizer", info["checkpoint"], info["model"],
+                     ", open_clip layout" if info.get("format") == "open_clip" else f", step {info.get('step')}",
+                     f"{tok.vocab_size:,}")
+        return tok, cfg
 
     def _make_loader(self):
         cfg, d = self.cfg, self.d
@@ -360,6 +389,14 @@ class Run:
             self.metrics.write({"kind": "eval", "step": self.step, **results, "time": time.time()})
         distributed.barrier(self.d)
         return results
+
+
+def _load_pretrained(model: CLIP, weights: dict) -> None:
+    """Copy --pretrained weights into a new model; a logit bias they lack (siglip) keeps its init."""
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if unexpected or set(missing) - {"logit_bias"}:
+        raise UserError(f"--pretrained weights do not fit {model.config.name}: missing {missing[:3]}, "
+                        f"unexpected {unexpected[:3]}")
 
 
 def _first_url(urls: str) -> str:

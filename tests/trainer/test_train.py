@@ -85,6 +85,33 @@ def test_resume_mid_epoch_continues_exactly(straight, shards, tmp_path):
     assert sorted(p.name for p in (resumed / "checkpoints").glob("step-*")) == ["step-00000012.pt", "step-00000014.pt"]
 
 
+def test_pretrained_weights_start_the_run(straight, shards, tmp_path, capsys):
+    """--pretrained: an openwit run folder (its tokenizer comes along) or the same weights in open_clip's
+    layout start a new run from them: with lr 0 the weights stay exactly those, and both runs' first
+    step (the same batch) has the trained model's loss, not a fresh model's."""
+    from openwit.trainer import interop
+
+    trained = _weights(straight)
+    exported = tmp_path / "open_clip.pt"
+    model, _, _ = interop.load_model(str(straight))
+    interop.save_open_clip(model, str(exported))
+    tokenizer = str(Path(shards_dir(straight)) / "tokenizer.json")
+    fresh = tmp_path / "fresh"
+    assert train_main(_flags(shards, fresh, "--lr", "0", "--max-steps", "1")) == 0
+    for name, source, extra in (("from-run", straight, ()), ("from-open-clip", exported, ("--tokenizer", tokenizer))):
+        out = tmp_path / name
+        assert train_main(_flags(shards, out, "--lr", "0", "--max-steps", "1", "--pretrained", str(source),
+                                 *extra)) == 0, name
+        got = _weights(out)
+        for k in trained:
+            torch.testing.assert_close(got[k], trained[k], atol=0, rtol=0, msg=k)
+        first = metrics(out)[0]["loss"]
+        assert first < metrics(fresh)[0]["loss"] - 0.02 and abs(first - metrics(tmp_path / "from-run")[0]["loss"]) < 1e-6
+        assert checkpoint.load(str(out))["train_config"]["pretrained"] == str(source)
+    assert train_main(_flags(shards, tmp_path / "wrong", "--pretrained", str(straight), "--model", "tiny-rn")) == 2
+    assert "holds a tiny-vit model, not tiny-rn: pass --model tiny-vit" in capsys.readouterr().err
+
+
 def test_progress_line_names_what_the_rate_is_per():
     one = logs.progress_line(12, 100, 0, 250.0, 1, 0.05, 2.5, 1e-4, 14.3, 90)
     assert "250.0 samples/s | data wait 5%" in one and "/GPU" not in one  # one process: no per-unit rate
