@@ -5,7 +5,9 @@ import atexit
 import functools
 import gc
 import logging
+import signal
 import sys
+import threading
 from typing import Callable
 
 
@@ -30,25 +32,55 @@ def cli_main(func: Callable[..., int | None] | None = None, *, interrupted: str 
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs) -> int:
-        try:
-            return int(func(*args, **kwargs) or 0)
-        except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print(interrupted, file=sys.stderr)
-            return 130
-        except Exception as e:  # Beam re-raises DoFn errors wrapped; find our UserError inside
-            if is_interrupt(e):
-                print(interrupted, file=sys.stderr)
-                return 130
-            msg = find_user_error(e)
-            if msg is None:
-                raise
-            print(f"error: {msg}", file=sys.stderr)
-            return 2
+        with _SigtermAsInterrupt() as term:
+            try:
+                return int(func(*args, **kwargs) or 0)
+            except UserError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            except KeyboardInterrupt:
+                return term.report(interrupted)
+            except Exception as e:  # Beam re-raises DoFn errors wrapped; find our UserError inside
+                if is_interrupt(e):
+                    return term.report(interrupted)
+                msg = find_user_error(e)
+                if msg is None:
+                    raise
+                print(f"error: {msg}", file=sys.stderr)
+                return 2
 
     return wrapper
+
+
+class _SigtermAsInterrupt:
+    """While a command runs, SIGTERM (a scheduler's stop, `kill`) unwinds it as Ctrl-C does — lock
+    released, staging removed, temporary files gone — instead of ending the process on the spot;
+    it exits 143 with the command's `interrupted` line. (The trainer handles both itself while it
+    trains: it saves the step first.)"""
+
+    def __init__(self):
+        self.signum, self._previous = None, None
+
+    def _raise(self, signum, frame):
+        self.signum = signum
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "_SigtermAsInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def report(self, interrupted: str) -> int:
+        """Print the interrupted line (naming SIGTERM when it was that); the exit status."""
+        if self.signum == signal.SIGTERM:
+            print(interrupted.replace("interrupted", "stopped by SIGTERM", 1), file=sys.stderr)
+            return 128 + signal.SIGTERM
+        print(interrupted, file=sys.stderr)
+        return 130
 
 
 def is_interrupt(exc: BaseException) -> bool:

@@ -3,6 +3,7 @@ byte-identical, one writer at a time (a lock naming its holder, stale locks take
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -360,3 +361,27 @@ def test_summary_names_why_samples_were_not_kept(inputs, server, tmp_path, capsy
     assert lines[i + 1] == "  why not kept: http_503 3, http_404 2, connection_error 1"  # most first
     assert not lines[i + 2].startswith("  nothing was downloaded")
     assert len([r for r in caplog.records if "downloads all failed" in r.getMessage()]) == 1  # not again
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_unwind_the_build(inputs, server, tmp_path, sig):
+    """A build stopped by SIGTERM (a scheduler, `kill`) or Ctrl-C ends with one line and 143 / 130,
+    and leaves no lock and no staging behind (SIGTERM used to end it on the spot, leaving both)."""
+    qdir, _, _ = inputs
+    rows = [{"url": server.url(f"/trickle/1/30?i={i}"), "caption": f"a red photo number {i}"} for i in range(8)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "slow.parquet")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "openwit.pipeline", "--queries", qdir, "--input", str(tmp_path / "slow.parquet"),
+           "--out", str(out), *FLAGS]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / LOCK_NAME).exists() and time.time() < deadline:  # the run holds OUT: it is fetching
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err[-2000:]
+    word = "stopped by SIGTERM" if sig == signal.SIGTERM else "interrupted"
+    assert err.strip().splitlines()[-1] == f"{word}: committed shards are kept; the same command resumes"
+    assert "Traceback" not in err
+    assert not (out / LOCK_NAME).exists() and not list(out.glob(".openwit-staging*"))
