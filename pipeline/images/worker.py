@@ -32,7 +32,11 @@ def serve(inp, out) -> None:
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (closes stdin)
+    # the parent decides when to stop (it closes stdin; kill -9 after a timeout): Ctrl-C or a SIGTERM to
+    # the whole process group (Slurm, systemd) must not end a worker mid-image while the parent winds
+    # down — that image would be recorded as failed in a shard that may still commit
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
     inp = os.fdopen(os.dup(0), "rb")
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol

@@ -116,6 +116,27 @@ def test_workers_that_never_answer_fail_the_image_without_hanging(raws, monkeypa
     assert ("broke the protocol" in caplog.text) == program.startswith("import shutil")
 
 
+def test_workers_outlive_ctrl_c_and_sigterm_sent_to_the_group(raws):
+    """Ctrl-C, or a SIGTERM to the whole process group, leaves the workers to the parent: they go on
+    decoding (the parent winds down and closes their stdin), so no image fails because of it."""
+    settings = ImageSettings(image_size=32)
+
+    async def scenario():
+        async with await ImagePool.start(settings, 2) as pool:
+            procs = [w.proc for w in pool._workers]
+            for proc in procs:  # once it runs (before, Python's own start-up handles signals)
+                await _until(lambda: _ignored(proc.pid) >= {signal.SIGINT, signal.SIGTERM})
+                os.kill(proc.pid, signal.SIGINT)
+                os.kill(proc.pid, signal.SIGTERM)
+            results = await asyncio.gather(*(pool.process(r) for r in raws[:4]))
+            assert [w.proc for w in pool._workers] == procs  # the same workers answered
+            return results, procs
+
+    results, procs = asyncio.run(scenario())
+    assert results == [process_image(r, settings) for r in raws[:4]]
+    assert all(p.returncode == 0 for p in procs)  # ended by the pool's close (end of stdin)
+
+
 def test_close_reaps_every_worker(raws):
     async def scenario():
         pool = await ImagePool.start(ImageSettings(image_size=32), 3)
@@ -144,6 +165,13 @@ def test_worker_ends_when_its_parent_is_killed(tmp_path):
                 break
             subprocess.run(["sleep", "0.05"])
         assert not _alive(pid), f"worker {pid} outlived its killed parent"
+
+
+def _ignored(pid: int) -> set[int]:
+    """The signals a process ignores (SigIgn in /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        mask = int(next(line for line in f if line.startswith("SigIgn:")).split()[1], 16)
+    return {n for n in range(1, 65) if mask >> (n - 1) & 1}
 
 
 def _alive(pid: int) -> bool:
