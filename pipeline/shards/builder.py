@@ -67,6 +67,10 @@ def _image_error(e: BaseException) -> SimpleNamespace:
                            original_width=None, original_height=None, sha256=None)
 
 
+class ShardAbandoned(Exception):
+    """A shard left unwritten because its builder closed while it was being attempted."""
+
+
 class ShardBuilder:
     """One event loop (in its own thread) + Fetcher + image workers + writer thread, reused for
     every shard a worker builds. `submit` starts a shard and returns at once, so several shards can
@@ -79,6 +83,8 @@ class ShardBuilder:
 
         raise_pillow_limit(cfg.image)  # before the threads start: Pillow's own bomb limit is process-wide
         self.cfg = cfg
+        self._closing = False
+        self._building: set[asyncio.Task] = set()  # shards being attempted (on the loop)
         self._pool = self._executor = None
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="openwit-write")
         self._loop = asyncio.new_event_loop()
@@ -108,10 +114,24 @@ class ShardBuilder:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def close(self) -> None:
+        """End the builder (DoFn.teardown: also when a run is interrupted or a bundle failed). Shards
+        still being attempted are abandoned, not written: closing the downloader fails their
+        fetches in flight, and a shard completed by those failures would commit samples that never
+        had their chance (and a resumed run would skip it). The next run builds them again."""
+        self._closing = True  # before the session closes: every fetch it fails ends after this
         try:
+            self._run(self._abandon_unfinished())
             self._run(self._fetcher.__aexit__(None, None, None))
         finally:
             self._stop()
+
+    async def _abandon_unfinished(self) -> None:
+        """Cancel the shards still downloading (a shard already handed to the writer is complete and
+        is written) and wait for them to unwind."""
+        tasks = list(self._building)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _stop(self) -> None:
         try:
@@ -201,6 +221,7 @@ class ShardBuilder:
 
     async def _build(self, job: SimpleNamespace, on_sample: OnSample | None) -> tuple[str, dict]:
         loop = asyncio.get_running_loop()
+        self._building.add(task := asyncio.current_task())
         try:
             if job.retry:
                 samples = await loop.run_in_executor(self._writer, sw.read_shard, self.cfg.out, job.shard,
@@ -214,8 +235,13 @@ class ShardBuilder:
                 samples = await self._attempt(job.keyed, on_sample, job.spool) if job.keyed else []
                 action = "written"
             end_wall = time.time()
+            if self._closing:  # some of these samples may have failed because the builder is closing
+                raise ShardAbandoned(f"shard {job.shard:05d} abandoned: the shard worker stopped before it was "
+                                     "complete (the next run builds it)")
+            self._building.discard(task)  # complete: written even if the builder closes meanwhile
             return await loop.run_in_executor(self._writer, self._write, job, samples, action, end_wall)
         finally:
+            self._building.discard(task)
             job.spool.close()
 
     def _write(self, job: SimpleNamespace, samples: list[dict], action: str, end_wall: float
