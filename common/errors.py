@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 import threading
-from typing import Callable
+from typing import Callable, Iterator
 
 
 # CLIs exit faster (~0.5-0.8 s) when the interpreter's final collection skips Beam's import-time objects.
@@ -86,25 +86,24 @@ class _SigtermAsInterrupt:
 def is_interrupt(exc: BaseException) -> bool:
     """Whether `exc` is Ctrl-C, or an error Beam raised for it (`RuntimeError: KeyboardInterrupt
     [while running 'Step']`, the interrupt in its cause chain)."""
+    return any(isinstance(e, KeyboardInterrupt) or str(e).startswith("KeyboardInterrupt") for e in _chain(exc))
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then its cause or context, and theirs (each once: chains can loop)."""
     seen = set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, KeyboardInterrupt) or str(e).startswith("KeyboardInterrupt"):
-            return True
+        yield e
         e = e.__cause__ or e.__context__
-    return False
 
 
 def find_user_error(exc: BaseException) -> str | None:
     """Return the message of a UserError inside `exc` (cause chain or Beam's wrapped text)."""
-    seen = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, UserError):
-            return str(e)
-        e = e.__cause__ or e.__context__
+    found = next((e for e in _chain(exc) if isinstance(e, UserError)), None)
+    if found is not None:
+        return str(found)
     marker = "UserError: "
     text = str(exc)
     if marker in text:
