@@ -67,10 +67,6 @@ def _image_error(e: BaseException) -> SimpleNamespace:
                            original_width=None, original_height=None, sha256=None)
 
 
-class ShardAbandoned(Exception):
-    """A shard left unwritten because its builder closed while it was being attempted."""
-
-
 class ShardBuilder:
     """One event loop (in its own thread) + Fetcher + image workers + writer thread, reused for
     every shard a worker builds. `submit` starts a shard and returns at once, so several shards can
@@ -83,7 +79,6 @@ class ShardBuilder:
 
         raise_pillow_limit(cfg.image)  # before the threads start: Pillow's own bomb limit is process-wide
         self.cfg = cfg
-        self._closing = False
         self._building: set[asyncio.Task] = set()  # shards being attempted (on the loop)
         self._pool = self._executor = None
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="openwit-write")
@@ -115,10 +110,10 @@ class ShardBuilder:
 
     def close(self) -> None:
         """End the builder (DoFn.teardown: also when a run is interrupted or a bundle failed). Shards
-        still being attempted are abandoned, not written: closing the downloader fails their
-        fetches in flight, and a shard completed by those failures would commit samples that never
-        had their chance (and a resumed run would skip it). The next run builds them again."""
-        self._closing = True  # before the session closes: every fetch it fails ends after this
+        still being attempted are abandoned before the downloader closes, not written: closing it
+        would fail their fetches in flight, and a shard completed by those failures would commit
+        samples that never had their chance (and a resumed run would skip it). The next run builds
+        them again."""
         try:
             self._run(self._abandon_unfinished())
             self._run(self._fetcher.__aexit__(None, None, None))
@@ -235,9 +230,6 @@ class ShardBuilder:
                 samples = await self._attempt(job.keyed, on_sample, job.spool) if job.keyed else []
                 action = "written"
             end_wall = time.time()
-            if self._closing:  # some of these samples may have failed because the builder is closing
-                raise ShardAbandoned(f"shard {job.shard:05d} abandoned: the shard worker stopped before it was "
-                                     "complete (the next run builds it)")
             self._building.discard(task)  # complete: written even if the builder closes meanwhile
             return await loop.run_in_executor(self._writer, self._write, job, samples, action, end_wall)
         finally:
