@@ -41,7 +41,7 @@ def summarize(out: str) -> dict:
 def reason_lines(attempted: int, ok: int, reasons: dict[str, int]) -> list[str]:
     """The most frequent reasons samples were not kept; when nothing was downloaded and the network
     itself failed (names that do not resolve, refused connections, timeouts), what to check."""
-    from openwit.pipeline.fetch.rules import NETWORK_REASONS  # the fetch package imports aiohttp: at the end only
+    from openwit.pipeline.fetch.rules import NETWORK_REASONS, OFFLINE_QUESTION  # imports aiohttp: at the end only
 
     if not reasons:
         return []
@@ -51,9 +51,8 @@ def reason_lines(attempted: int, ok: int, reasons: dict[str, int]) -> list[str]:
     lines = [f"  why not kept: {shown}{more}"]
     network = sum(v for k, v in reasons.items() if k in NETWORK_REASONS)
     if attempted and not ok and network == attempted:
-        lines.append("  nothing was downloaded and every attempt failed on the network (" +
-                     ", ".join(k for k, _ in top if k in NETWORK_REASONS) + "): is this machine offline, or "
-                     "does it reach the web through a proxy (--proxy URL, or HTTP_PROXY / HTTPS_PROXY)? "
+        failed = ", ".join(k for k, _ in top if k in NETWORK_REASONS)
+        lines.append(f"  nothing was downloaded and every attempt failed on the network ({failed}): {OFFLINE_QUESTION} "
                      "Rerun the same command with --retry-failed once it is online")
     return lines
 

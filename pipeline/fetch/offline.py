@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from openwit.pipeline.fetch.rules import NETWORK_REASONS
+from openwit.pipeline.fetch.rules import NETWORK_REASONS, OFFLINE_QUESTION
 
 FIRST_ATTEMPTS = 50
 
@@ -37,7 +37,6 @@ class OfflineWatch:
                 return None
             self._done = True
             seen = ", ".join(f"{k} {v}" for k, v in self._reasons.most_common())
-        return (f"the first {self.after} downloads all failed on the network ({seen}): is this machine "
-                "offline, or does it reach the web through a proxy (--proxy URL, or HTTP_PROXY / HTTPS_PROXY)? "
+        return (f"the first {self.after} downloads all failed on the network ({seen}): {OFFLINE_QUESTION} "
                 "The run goes on and records every failure; rerun the same command with --retry-failed "
                 "once it is online")

@@ -38,6 +38,8 @@ RETRYABLE_REASONS = frozenset({"timeout", "read_timeout", "connection_error"})  
 # Failures of the network itself rather than of a server's answer: when every download fails with
 # these, the machine is likely offline or needs a proxy (pipeline.fetch.offline says so)
 NETWORK_REASONS = frozenset({"dns_error", "connection_error", "timeout", "tls_error"})
+OFFLINE_QUESTION = ("is this machine offline, or does it reach the web through a proxy (--proxy URL, or "
+                    "HTTP_PROXY / HTTPS_PROXY)?")
 
 # X-Robots-Tag directives that opt an image out of dataset use. "none" means "noindex, nofollow".
 OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai", "noindex", "noimageindex", "none"})
