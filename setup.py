@@ -53,6 +53,7 @@ setup(
         "pillow>=10",
         "simplejpeg>=1.7",
         "opencv-python-headless>=4.8",
+        "numba>=0.60",
         "pyarrow>=14",
         "numpy",
         "webdataset>=0.2.90",

@@ -2,15 +2,15 @@
 
 Each path is `process_image` with its settings (256 px keep_ratio): JPEGs decoded by DCT scaling to
 ≥ M × the target (`--decode-margin M`; 0 = every pixel), then averaged to the target size either by the
-exact area average (`--resample area`, the default: OpenCV INTER_AREA on the libjpeg-turbo decode) or
-by Pillow's BOX filter (`--resample box`, openwit's before: it counts each source pixel whole or not
-at all). The reference is the exact area average of the full decode in floating point (from the
+exact area average (`--resample area`, the default: openwit's kernel on the libjpeg-turbo decode; the
+`area-opencv` rows: OpenCV's INTER_AREA, `--area-kernel opencv`) or by Pillow's BOX filter
+(`--resample box`, openwit's before: it counts each source pixel whole or not at all). The reference is the exact area average of the full decode in floating point (from the
 integral of each row and column: partial pixels weighted by the fraction covered), i.e. what shrinking
 means. Reported per path: ms per image (`process_image` with its JPEG q95 encode, one thread, best of
 rounds), PSNR, SSIM (luma, 11×11 Gaussian σ 1.5) and mean absolute difference (0..255; in brackets the
 worst image's) against the reference. The q95 JPEG encode that ends every path is measured the same way
 (the reference rounded and encoded, vs the reference) as the yardstick. img2dataset's own path (full
-decode + INTER_AREA) is the `area`, margin 0 row.
+decode + INTER_AREA) is the `area-opencv`, margin 0 row.
 
 Workloads (each photo as JPEG q90 at long sides 640…1600 px, like web photos):
   web      the real photos of ../shared/data/images resized to those sizes (benchmarks/bench_download.py
@@ -66,7 +66,9 @@ def target_of(size: tuple[int, int], image_size: int, mode: str) -> tuple[int, i
     return target
 
 
-PATHS = [("area", 0), ("area", 3), ("area", 2), ("area", 1), ("box", 0), ("box", 2), ("box", 1)]
+# (resample, decode margin, area kernel); "area-opencv" = the area average by OpenCV's INTER_AREA
+PATHS = [("area", 0), ("area", 3), ("area", 2), ("area", 1), ("area-opencv", 0), ("area-opencv", 2),
+         ("area-opencv", 1), ("box", 0), ("box", 2), ("box", 1)]
 
 
 def reference(raw: bytes, target: tuple[int, int]) -> np.ndarray:
@@ -75,8 +77,9 @@ def reference(raw: bytes, target: tuple[int, int]) -> np.ndarray:
 
 
 def settings(a: argparse.Namespace, resample: str, margin: int, fmt: str) -> ImageSettings:
+    resample, _, kernel = resample.partition("-")
     return ImageSettings(image_size=a.image_size, resize_mode=a.mode, output_format=fmt, resample=resample,
-                         decode_margin=margin)
+                         decode_margin=margin, area_kernel=kernel or "openwit")
 
 
 def pixels(raw: bytes, s: ImageSettings) -> np.ndarray:

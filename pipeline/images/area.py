@@ -1,21 +1,23 @@
 """Exact area-average shrinking, the default `resample="area"` of `process_image`.
 
 Shrinking means averaging: each output pixel is the mean of the source area it covers, partial
-source pixels weighted by the fraction covered. OpenCV's INTER_AREA computes exactly that (up to the
-final rounding; img2dataset shrinks with it too). Pillow's BOX filter, openwit's resampler before
-(`resample="box"`, kept to finish folders built with it), samples the box at source pixel centres:
-each source pixel counts whole or not at all, so at a fractional scale (1280 → 341 px is 3.75) the
-result is a coarser approximation — 40.8 dB PSNR from the exact average on web-sized photos, 38.9 dB
-on detailed ones, against 59 dB for INTER_AREA (benchmarks/bench_decode.py).
+source pixels weighted by the fraction covered. Two kernels compute exactly that, up to the final
+rounding (`area_kernel`): openwit's own (`area_kernel.py`, compiled by numba; the default), rows
+first so that the scalar half of the work runs on 1/s of the rows, a third of OpenCV's time at web
+photos' scales; and OpenCV's INTER_AREA (`area_kernel="opencv"`, img2dataset's filter, openwit's
+default before), which rounds a few pixels in 10,000 the other way, so it is kept to finish folders
+built with it. Pillow's BOX filter, openwit's resampler before that (`resample="box"`), samples the
+box at source pixel centres: each source pixel counts whole or not at all, so at a fractional scale
+(1280 → 341 px is 3.75) the result is a coarser approximation — 40.8 dB PSNR from the exact average
+on web-sized photos, 38.9 dB on detailed ones, against 58–59 dB for either kernel
+(benchmarks/bench_decode.py).
 
 Plain JPEGs (YCbCr or grey) are decoded by libjpeg-turbo straight into a NumPy array
 (`common.jpeg.decode_rgb`, the DCT scale Pillow's `draft` would pick for the same margin, Pillow's
 pixels); anything else, or anything libjpeg warns about, is decoded by Pillow as before, so what
 fails and why never depends on this module. The arrays are resized in the stored orientation: the
 area average commutes with flips and quarter turns, so the small result is oriented afterwards.
-Same bytes for the same input in every run, thread and worker count (tested); OpenCV weighs
-fractional pixels in floating point, so other CPU architectures are not promised the same bytes
-(`resample="box"` is Pillow's integer arithmetic).
+Same bytes for the same input in every run, thread and worker count (tested).
 """
 from __future__ import annotations
 
@@ -47,7 +49,18 @@ def decode_plain_jpeg(raw: bytes, size: tuple[int, int], stored_target: tuple[in
     return (pixels, scale) if pixels is not None else (None, 1)
 
 
-def shrink(pixels: np.ndarray, target: tuple[int, int]) -> Image.Image:
-    """The exact area average of an H×W (grey) or H×W×3 uint8 array at `target` (width, height)."""
-    cv2 = _cv2()
-    return Image.fromarray(cv2.resize(pixels, target, interpolation=cv2.INTER_AREA))
+@functools.cache
+def _area_average():
+    # imported on first use: only image workers that shrink pay numba's start (~0.35 s of CPU)
+    from openwit.pipeline.images.area_kernel import area_average
+
+    return area_average
+
+
+def shrink(pixels: np.ndarray, target: tuple[int, int], kernel: str = "openwit") -> Image.Image:
+    """The exact area average of an H×W (grey) or H×W×3 uint8 array at `target` (width, height),
+    computed by `kernel` ("openwit" or "opencv")."""
+    if kernel == "opencv":
+        cv2 = _cv2()
+        return Image.fromarray(cv2.resize(pixels, target, interpolation=cv2.INTER_AREA))
+    return Image.fromarray(_area_average()(pixels, target))

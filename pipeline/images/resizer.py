@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import io
 import math
 import re
@@ -54,8 +55,9 @@ REASONS = (
 _DRAFT_FORMATS = ("JPEG", "MPO")
 # Settings whose value is left out of the fingerprint when it is the one every shard was built
 # with before the setting existed, so OUT folders written then still resume unchanged.
-IMPLIED_SETTINGS = {"decode_margin": 2, "resample": "box"}
+IMPLIED_SETTINGS = {"decode_margin": 2, "resample": "box", "area_kernel": "opencv"}
 RESAMPLES = ("area", "box")
+AREA_KERNELS = ("openwit", "opencv")
 _ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 
 
@@ -78,14 +80,20 @@ class ImageSettings:
     # how shrinking averages: "area" = exact area average (OpenCV INTER_AREA, img2dataset's filter);
     # "box" = Pillow's BOX filter (whole source pixels only), openwit's before the setting existed
     resample: str = "area"
+    # which code computes the exact area average (resample="area"): "openwit" = area_kernel.py,
+    # "opencv" = INTER_AREA, the default before (they round some pixels differently)
+    area_kernel: str = "openwit"
 
     def fingerprint_fields(self) -> dict:
         """All settings as a JSON-safe dict (infinity written as "inf"), for the shard fingerprint;
-        a setting at its IMPLIED_SETTINGS value is left out (shards from before it existed match)."""
+        a setting at its IMPLIED_SETTINGS value is left out (shards from before it existed match),
+        and so is area_kernel unless resample is "area" (nothing else uses it)."""
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in IMPLIED_SETTINGS and value == IMPLIED_SETTINGS[f.name]:
+                continue
+            if f.name == "area_kernel" and self.resample != "area":
                 continue
             out[f.name] = "inf" if isinstance(value, float) and math.isinf(value) else value
         return out
@@ -117,6 +125,20 @@ class ImageSettings:
             bad("decode-margin", f"must be an integer in 0..8, got {self.decode_margin!r}")
         if self.resample not in RESAMPLES:
             bad("resample", f"must be one of {'|'.join(RESAMPLES)}, got {self.resample!r}")
+        if self.area_kernel not in AREA_KERNELS:
+            bad("area-kernel", f"must be one of {'|'.join(AREA_KERNELS)}, got {self.area_kernel!r}")
+        if self.resample == "area" and self.area_kernel == "openwit" and importlib.util.find_spec("numba") is None:
+            bad("area-kernel", "openwit's kernel needs numba, which is not installed: `pip install numba`, "
+                "or pass --area-kernel opencv")
+
+
+def with_implied(settings: dict) -> dict:
+    """Recorded fingerprint settings with the values left out filled in (IMPLIED_SETTINGS);
+    area_kernel only where resample is "area" (it means nothing otherwise)."""
+    full = {**IMPLIED_SETTINGS, **settings}
+    if full.get("resample") != "area":
+        full.pop("area_kernel", None)
+    return full
 
 
 def _is_int(v) -> bool:
@@ -300,7 +322,7 @@ def _process(raw: bytes, s: ImageSettings, sha: str) -> ImageResult:
             except Exception as e:
                 raise _Rejected(FAILED, "unsupported_mode", f"mode {im.mode}: {e}", (ow, oh)) from None
         if exact:  # area-average in the stored orientation (it commutes with flips and turns), then orient
-            small = area.shrink(array if array is not None else np.asarray(pixels), stored)
+            small = area.shrink(array if array is not None else np.asarray(pixels), stored, s.area_kernel)
             out = _finish(apply_orientation(small, orientation), final, s.image_size)
         else:
             out = _geometry(apply_orientation(pixels, orientation), target, final, s.image_size)

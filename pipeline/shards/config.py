@@ -167,9 +167,13 @@ def add_shard_flags(parser: argparse.ArgumentParser, seed: bool = True) -> None:
                         "2 is ~0.35/255 from the exact result, 1 costs ~25%% less CPU at ~1-1.5/255, "
                         "0 always decodes every pixel (default 2)")
     g.add_argument("--resample", choices=("area", "box"),
-                   help="how shrinking averages: area = the exact area average (OpenCV INTER_AREA, as img2dataset); "
+                   help="how shrinking averages: area = the exact area average (as img2dataset's OpenCV INTER_AREA); "
                         "box = Pillow's BOX filter, what openwit used before this flag existed (to finish such a folder) "
                         "(default area)")
+    g.add_argument("--area-kernel", choices=("openwit", "opencv"),
+                   help="which code computes the area average: openwit = openwit's kernel (numba), a third of "
+                        "OpenCV's time; opencv = OpenCV's INTER_AREA, the default before, which rounds some pixels "
+                        "differently (to finish a folder built with it) (default openwit)")
     g.add_argument("--workers", type=int, default=None, metavar="N",
                    help="image worker processes per shard worker that decode and resize while the downloads "
                         "go on (default: one per usable core on a local run, 1 on Dataflow; 1 decodes in the "

@@ -20,7 +20,7 @@ import json
 from typing import Any, Iterable, Iterator
 
 from openwit.common.hashing import blake_hex, blake_u64
-from openwit.pipeline.images import IMPLIED_SETTINGS
+from openwit.pipeline.images import IMPLIED_SETTINGS, with_implied
 
 BUCKET_BITS = 16
 FINGERPRINT_VERSION = 1
@@ -94,18 +94,21 @@ def settings_fingerprint(settings: dict[str, Any], cand_hash: str) -> str:
 def original_flags(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """The flags that give back the image settings that openwit left implicit when `old` was built
     (images.IMPLIED_SETTINGS) and that `new` changes, e.g. ["--resample box"] for a folder built
-    before the setting existed."""
-    return [f"--{name.replace('_', '-')} {value}" for name, value in IMPLIED_SETTINGS.items()
-            if name not in old and new.get(name, value) != value]
+    before the setting existed, or ["--area-kernel opencv"] for one whose area average OpenCV computed."""
+    old_full, new_full = with_implied(old), with_implied(new)
+    return [f"--{name.replace('_', '-')} {old_full[name]}" for name in IMPLIED_SETTINGS
+            if name not in old and name in old_full and new_full.get(name) != old_full[name]]
 
 
 def changed_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Human-readable list of settings that differ, e.g. ["image_size: 256 -> 128"]; a setting left
     out of the fingerprint at its implied value (images.IMPLIED_SETTINGS) shows that value."""
     norm = lambda v: json.loads(json.dumps(v, default=str))  # noqa: E731  (tuples vs lists, inf)
-    old, new = {**IMPLIED_SETTINGS, **old}, {**IMPLIED_SETTINGS, **new}
+    old, new = with_implied(old), with_implied(new)
     out = []
     for name in sorted(set(old) | set(new)):
+        if name == "area_kernel" and not (name in old and name in new):
+            continue  # it only means something where both shrink by area; resample's change says it
         a, b = norm(old.get(name)), norm(new.get(name))
         if a != b:
             out.append(f"{name}: {a!r} -> {b!r}")

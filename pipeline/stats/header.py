@@ -6,7 +6,7 @@ and candidate_counts.json (input files) — so it is an `openwit-build` line tha
 shards, not necessarily the one typed: Beam options and flags outside the fingerprint (timeouts,
 concurrency, tokenizer size) are not recorded and are left out. A setting the fingerprint leaves out
 at the value every build had before it existed (images.IMPLIED_SETTINGS: `--resample box`,
-`--decode-margin 2`) is written out, so the command still gives those shards when the default moved.
+`--decode-margin 2`, `--area-kernel opencv` with `--resample area`) is written out, so the command still gives those shards when the default moved.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import datetime as dt
 import shlex
 
 from openwit.common.version import openwit_version
-from openwit.pipeline.images.resizer import IMPLIED_SETTINGS
+from openwit.pipeline.images.resizer import with_implied
 
 # queries_meta.json's keys: how the list was balanced, and the candidate settings openwit-build
 # records when they are not at their default (each the flag without its dashes)
@@ -45,7 +45,7 @@ def command(out_dir: str, settings: dict | None, balance: dict | None, inputs: l
         if key != "seed" and balance.get(key) is not None:  # the seed comes next, from either file
             args += [_flag(key), str(balance[key])]
     if settings:  # left out of the fingerprint = built with the implied value
-        settings = {**IMPLIED_SETTINGS, **settings}
+        settings = with_implied(settings)
     seed = (settings or {}).get("seed", balance.get("seed"))
     if seed is not None:
         args += ["--seed", str(seed)]

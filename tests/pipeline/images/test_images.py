@@ -1,4 +1,5 @@
 """process_image on real photos and hand-made hard cases (CMYK, 16-bit, palette alpha, bombs, EXIF)."""
+import dataclasses
 import hashlib
 import io
 import json
@@ -135,13 +136,32 @@ def test_area_shrink_is_the_exact_average_on_real_photos(real_images):
         target = _expected_size(*src.size, "keep_ratio_largest", 100, False)
         if target[0] >= src.width:
             continue
-        outs = {rs: process_image(raw, ImageSettings(image_size=100, resize_mode="keep_ratio_largest",
-                                                     output_format="png", decode_margin=0, resample=rs))
-                for rs in ("area", "box")}
+        outs = {(rs, k): process_image(raw, ImageSettings(image_size=100, resize_mode="keep_ratio_largest",
+                                                          output_format="png", decode_margin=0, resample=rs,
+                                                          area_kernel=k))
+                for rs, k in (("area", "openwit"), ("area", "opencv"), ("box", "openwit"))}
         reference = _exact_area(src, target)
         diff = {rs: np.abs(np.asarray(_decode(r.data).convert("RGB"), float) - reference) for rs, r in outs.items()}
-        assert diff["area"].max() <= 1, name
-        assert diff["box"].mean() > diff["area"].mean() or src.width % target[0] == 0, name
+        assert diff["area", "openwit"].max() <= 0.5 + 1e-3, name  # correctly rounded
+        assert diff["area", "opencv"].max() <= 1, name
+        assert diff["box", "openwit"].mean() > diff["area", "openwit"].mean() or src.width % target[0] == 0, name
+
+
+def test_opencv_area_kernel_keeps_the_bytes_of_earlier_builds(shared_data):
+    """area_kernel="opencv" is the area average openwit computed before its own kernel (OpenCV's
+    INTER_AREA on the full decode here), so a folder built then can be finished with the same bytes."""
+    import cv2
+
+    raw = (shared_data / "images" / "sklearn" / "china.jpg").read_bytes()
+    pixels = np.asarray(_decode(raw).convert("RGB"))
+    for size in (320, 160):  # 640×427 → 320×214 and 160×107: OpenCV rounds some pixels the other way
+        target = _expected_size(640, 427, "keep_ratio_largest", size, False)
+        before = cv2.resize(pixels, target, interpolation=cv2.INTER_AREA)
+        s = ImageSettings(image_size=size, resize_mode="keep_ratio_largest", output_format="png", decode_margin=0)
+        old = process_image(raw, dataclasses.replace(s, area_kernel="opencv"))
+        new = process_image(raw, s)
+        assert (np.asarray(_decode(old.data).convert("RGB")) == before).all()
+        assert old.data != new.data
 
 
 def test_box_resample_keeps_the_bytes_of_earlier_builds(shared_data):
@@ -286,7 +306,7 @@ def test_settings_validation_and_fingerprint():
         dict(image_size=0), dict(resize_mode="stretch"), dict(output_format="gif"), dict(quality=0),
         dict(min_image_size=-1), dict(max_aspect_ratio=0.5), dict(max_image_pixels=0),
         dict(max_image_area=float("nan")), dict(decode_margin=-1), dict(decode_margin=9),
-        dict(decode_margin=1.5), dict(resample="bicubic"),
+        dict(decode_margin=1.5), dict(resample="bicubic"), dict(area_kernel="pillow"),
     ):
         with pytest.raises(UserError, match="--"):
             ImageSettings(**bad).validate()
@@ -297,10 +317,15 @@ def test_settings_validation_and_fingerprint():
     assert fp["resize_mode"] == "border" and fp["image_size"] == 256
     # decode_margin 2 is what every shard was built with before the setting existed: left out, so
     # their fingerprints still match; any other margin is part of the fingerprint
+    # (and area_kernel, which means nothing with box)
     assert ImageSettings(decode_margin=2, resample="box").fingerprint_fields() == {
-        k: v for k, v in fp.items() if k not in ("decode_margin", "resample")}
+        k: v for k, v in fp.items() if k not in ("decode_margin", "resample", "area_kernel")}
     assert ImageSettings(decode_margin=1).fingerprint_fields()["decode_margin"] == 1
-    assert fp["resample"] == "area"
+    assert fp["resample"] == "area" and fp["area_kernel"] == "openwit"
+    # OpenCV's area average, the default before the setting existed: left out, as folders built then
+    assert "area_kernel" not in ImageSettings(area_kernel="opencv").fingerprint_fields()
+    assert ImageSettings(resample="box", area_kernel="opencv").fingerprint_fields() == \
+        ImageSettings(resample="box").fingerprint_fields()
 
 
 def test_threads_give_same_bytes_as_serial(real_images):

@@ -196,6 +196,29 @@ def test_decode_margin_and_resample_are_in_the_fingerprint(built, capsys):
     assert "decode_margin: 2 -> 1" in err and _digest(out) == before
     assert main(_flags(out, cands, "--resample", "box")) == 2
     assert "resample: 'area' -> 'box'" in capsys.readouterr().err and _digest(out) == before
+    assert marker["settings"]["area_kernel"] == "openwit"
+    assert main(_flags(out, cands, "--area-kernel", "opencv")) == 2
+    assert "area_kernel: 'openwit' -> 'opencv'" in capsys.readouterr().err and _digest(out) == before
+
+
+def test_folder_built_with_opencv_area_resumes_with_its_flag(server, tmp_path, capsys):
+    """`--area-kernel opencv` writes the fingerprints of a folder whose area average OpenCV computed
+    (openwit's default before its own kernel: no key): the default stops there with the flag that
+    finishes it as built; with that flag the missing shard is built again, byte for byte."""
+    cands, out = _candidates(tmp_path, server), tmp_path / "out"
+    assert main(_flags(out, cands, "--area-kernel", "opencv", "--no-report")) == 0
+    markers = [json.loads(p.read_text())["settings"] for p in out.glob("*_stats.json")]
+    assert markers and all(m["resample"] == "area" and "area_kernel" not in m for m in markers)
+    built = _digest(out)
+    victim = next(p for p in sorted(out.glob("*.tar")) if p.stem + "_stats.json" in built)
+    for p in out.glob(victim.stem + "*"):
+        p.unlink()
+    assert main(_flags(out, cands, "--no-report")) == 2
+    err = capsys.readouterr().err
+    assert "area_kernel: 'opencv' -> 'openwit'" in err and "(--area-kernel opencv builds as it was built)" in err
+    assert "resample" not in err
+    assert main(_flags(out, cands, "--no-report", "--area-kernel", "opencv")) == 0
+    assert _digest(out) == built
 
 
 def test_folder_built_before_resample_existed_resumes_with_its_flag(server, tmp_path, capsys):

@@ -14,8 +14,11 @@ def test_command_and_header_carry_them():
     assert beam_args == [] and (args.limit, args.min_caption_chars, args.max_caption_chars, args.exclude_domains,
                                 args.seed, args.balance) == (6, 10, 1000, "block.txt", 3, "exact")
     assert (args.resample, args.decode_margin) == ("box", 2)  # left implicit: built before the settings existed
+    assert args.area_kernel is None  # means nothing with box
     args, _ = cli.parse_args(command("OUT", {"seed": 3, "resample": "area", "decode_margin": 1}, META, ["a"])[1:])
-    assert (args.resample, args.decode_margin) == ("area", 1)
+    assert (args.resample, args.decode_margin, args.area_kernel) == ("area", 1, "opencv")  # before openwit's kernel
+    args, _ = cli.parse_args(command("OUT", {"seed": 3, "resample": "area", "area_kernel": "openwit"}, META, ["a"])[1:])
+    assert (args.resample, args.decode_margin, args.area_kernel) == ("area", 2, "openwit")
     info = build_info("OUT", [{"settings": {"seed": 3}}], META, None, {})
     assert info["balance"] == {"max_per_query": 5, "balance": "exact", "oversample": 1.0, "seed": 3}
     assert info["candidate_settings"]["limit"] == 6 and "queries" not in info["candidate_settings"]
