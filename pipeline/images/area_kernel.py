@@ -3,7 +3,7 @@ area it covers, partial source pixels weighted by the fraction covered.
 
 Separable, rows first: each output row is a weighted sum of the ≤ ⌈s⌉+1 source rows it covers
 (s = source/output size), computed over the whole row at once (SIMD); then each output pixel is a
-weighted sum of the ≤ ⌈s⌉+1 columns of that one row. OpenCV's INTER_AREA sums each source row's
+weighted sum of the ≤ ⌈s⌉+1 columns of that one row (unrolled for the 4 or 5 of scales up to 4). OpenCV's INTER_AREA sums each source row's
 columns first, i.e. does the scalar half on every source row: at the fractional scales of web photos
 (2…4) this kernel does ~1/s of that work and takes a third of OpenCV's time (benchmarks/RESULTS.md).
 
@@ -62,40 +62,111 @@ def _rows(flat, first, count, weight, row, yo):
 
 
 @_compiled
+def _window(first, count, weight, n_in, taps):
+    """The same weights in a fixed window of `taps` sources per output (zeros around them, the
+    window moved left at the end), so the column sums below run unrolled. Adding a zero weight's
+    term changes no float: the sums and bytes are those of the exact taps."""
+    n_out = first.size
+    start = np.empty(n_out, np.int64)
+    padded = np.zeros((n_out, taps), np.float32)
+    for j in range(n_out):
+        s = min(first[j], n_in - taps)
+        start[j] = s
+        for k in range(count[j]):
+            padded[j, first[j] - s + k] = weight[j, k]
+    return start, padded
+
+
+@_compiled
+def _cols4(row, start, weight, line):
+    """line[xo, c] = the rounded sum of ≤ 4 weighted source pixels of one row (3 channels)."""
+    top = np.float32(255.0)
+    for xo in range(line.shape[0]):
+        w0, w1, w2, w3 = weight[xo, 0], weight[xo, 1], weight[xo, 2], weight[xo, 3]
+        p = start[xo] * 3
+        for ch in range(3):
+            q = p + ch
+            a = np.float32(0.5) + w0 * row[q]
+            a += w1 * row[q + 3]
+            a += w2 * row[q + 6]
+            a += w3 * row[q + 9]
+            line[xo, ch] = np.uint8(min(a, top))
+
+
+@_compiled
+def _cols5(row, start, weight, line):
+    """As _cols4, ≤ 5 source pixels (scales 3…4)."""
+    top = np.float32(255.0)
+    for xo in range(line.shape[0]):
+        w0, w1, w2, w3, w4 = weight[xo, 0], weight[xo, 1], weight[xo, 2], weight[xo, 3], weight[xo, 4]
+        p = start[xo] * 3
+        for ch in range(3):
+            q = p + ch
+            a = np.float32(0.5) + w0 * row[q]
+            a += w1 * row[q + 3]
+            a += w2 * row[q + 6]
+            a += w3 * row[q + 9]
+            a += w4 * row[q + 12]
+            line[xo, ch] = np.uint8(min(a, top))
+
+
+@_compiled
+def _cols3(row, first, count, weight, line):
+    """As _cols4, any number of source pixels."""
+    top = np.float32(255.0)
+    for xo in range(line.shape[0]):
+        a0 = a1 = a2 = np.float32(0.5)
+        p = first[xo] * 3
+        for k in range(count[xo]):
+            wk = weight[xo, k]
+            a0 += wk * row[p]
+            a1 += wk * row[p + 1]
+            a2 += wk * row[p + 2]
+            p += 3
+        line[xo, 0] = np.uint8(min(a0, top))
+        line[xo, 1] = np.uint8(min(a1, top))
+        line[xo, 2] = np.uint8(min(a2, top))
+
+
+@_compiled
+def _cols(row, first, count, weight, line):
+    """line[xo, c] = the rounded sum of the weighted source pixels (any count, any channels)."""
+    top = np.float32(255.0)
+    c = line.shape[1]
+    for xo in range(line.shape[0]):
+        for ch in range(c):
+            a = np.float32(0.5)
+            p = first[xo] * c + ch
+            for k in range(count[xo]):
+                a += weight[xo, k] * row[p]
+                p += c
+            line[xo, ch] = np.uint8(min(a, top))
+
+
+@_compiled
 def _average(src, out):
     """out (Ho×Wo×C uint8) = the exact area average of src (H×W×C uint8, C-contiguous)."""
     h, w, c = src.shape
     ho, wo, _ = out.shape
     fy, cy, wy = _taps(h, ho)
     fx, cx, wx = _taps(w, wo)
+    taps = wx.shape[1]
+    unrolled = c == 3 and taps <= 5 and w >= 5  # web photos: JPEGs DCT-scaled to 1…4× the target
+    if unrolled:
+        taps = 4 if taps <= 4 else 5
+        sx, px = _window(fx, cx, wx, w, taps)
     flat = src.reshape(h, w * c)
     row = np.empty(w * c, np.float32)
-    top = np.float32(255.0)
     for yo in range(ho):
         _rows(flat, fy, cy, wy, row, yo)
-        line = out[yo]
-        if c == 3:  # the common case, its three sums side by side
-            for xo in range(wo):
-                a0 = a1 = a2 = np.float32(0.5)
-                p = fx[xo] * 3
-                for k in range(cx[xo]):
-                    wk = wx[xo, k]
-                    a0 += wk * row[p]
-                    a1 += wk * row[p + 1]
-                    a2 += wk * row[p + 2]
-                    p += 3
-                line[xo, 0] = np.uint8(min(a0, top))
-                line[xo, 1] = np.uint8(min(a1, top))
-                line[xo, 2] = np.uint8(min(a2, top))
+        if c != 3:
+            _cols(row, fx, cx, wx, out[yo])
+        elif not unrolled:
+            _cols3(row, fx, cx, wx, out[yo])
+        elif taps == 4:
+            _cols4(row, sx, px, out[yo])
         else:
-            for xo in range(wo):
-                for ch in range(c):
-                    acc = np.float32(0.5)
-                    p = fx[xo] * c + ch
-                    for k in range(cx[xo]):
-                        acc += wx[xo, k] * row[p]
-                        p += c
-                    line[xo, ch] = np.uint8(min(acc, top))
+            _cols5(row, sx, px, out[yo])
     return out
 
 
