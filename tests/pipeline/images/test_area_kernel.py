@@ -104,3 +104,21 @@ def test_missing_numba_is_a_settings_error_naming_the_way_out(monkeypatch):
         ImageSettings().validate()
     ImageSettings(area_kernel="opencv").validate()
     ImageSettings(resample="box").validate()
+
+
+@pytest.mark.parametrize("n_in,n_out", [(800, 341), (1000, 256), (9, 5), (640, 341), (1024, 256), (1024, 512)])
+def test_unrolled_column_sums_are_the_exact_taps_floats(n_in, n_out):
+    """The fixed 4/5-tap windows (zeros around the exact taps) give the bytes of the plain loop."""
+    from openwit.pipeline.images import area_kernel as k
+
+    # whole values, as the row sums of whole scales are: exact ties (x.5) that any other float rounds off
+    row = np.random.default_rng(n_in).integers(0, 256, n_in * 3).astype(np.float32)
+    first, count, weight = k._taps(n_in, n_out)
+    plain = np.empty((n_out, 3), np.uint8)
+    k._cols3(row, first, count, weight, plain)
+    for taps, cols in ((4, k._cols4), (5, k._cols5)):
+        if weight.shape[1] <= taps:
+            start, padded = k._window(first, count, weight, n_in, taps)
+            unrolled = np.empty((n_out, 3), np.uint8)
+            cols(row, start, padded, unrolled)
+            assert (unrolled == plain).all(), taps
