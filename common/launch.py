@@ -28,8 +28,12 @@ def load(target: str) -> Callable:
             gc.enable()
 
 
-def run(target: str) -> int:
-    """Start a command: `load(target)()` (the function reads sys.argv)."""
+def run(target: str, early: str | None = None) -> int:
+    """Start a command: `load(target)()` (the function reads sys.argv); `early` (`module:function`)
+    runs first, before the command's heavy imports (the builds start their image workers there)."""
+    if early:
+        module, _, name = early.partition(":")
+        getattr(importlib.import_module(module), name)()
     return load(target)()
 
 
@@ -44,9 +48,14 @@ COMMANDS = {
 }
 
 
+# what a command starts before its imports: the image workers of a local build (pipeline/prestart.py)
+PRESTART = "openwit.pipeline.prestart:prestart_for"
+EARLY = {"build": PRESTART}
+
+
 def _command(name: str) -> Callable[[], int]:
     def start() -> int:
-        return run(COMMANDS[name])
+        return run(COMMANDS[name], EARLY.get(name))
 
     start.__name__ = start.__qualname__ = name
     start.__doc__ = f"The console script of {COMMANDS[name]}."

@@ -19,31 +19,13 @@ import collections
 import logging
 import pickle
 import subprocess
-import sys
 
+from openwit.pipeline import prestart
 from openwit.pipeline.images.frames import HEADER
 from openwit.pipeline.images.resizer import ImageResult, ImageSettings
-
-try:
-    import fcntl
-except ImportError:  # not a Unix: pipes keep their default size
-    fcntl = None
+from openwit.pipeline.prestart import PIPE_BYTES
 
 log = logging.getLogger(__name__)
-WORKER_MODULE = "openwit.pipeline.images.worker"  # never imported here: it runs as __main__
-PIPE_BYTES = 1 << 20
-_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux's value; Python ≥ 3.10 names it
-
-
-def _widen(pipe) -> None:
-    """Let a pipe hold a typical image at once (Linux: 64 KiB by default → up to 1 MiB), so an
-    image crosses it in one write and one read instead of a ping-pong of 64 KiB pieces."""
-    if fcntl is None:
-        return
-    try:
-        fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
-    except (OSError, ValueError):  # not Linux, or above /proc/sys/fs/pipe-max-size: keep the default
-        pass
 
 
 class ImageWorkerDied(RuntimeError):
@@ -53,10 +35,6 @@ class ImageWorkerDied(RuntimeError):
     def __init__(self, message: str, culprit: bool = True):
         super().__init__(message)
         self.culprit = culprit
-
-
-def worker_command() -> list[str]:
-    return [sys.executable, "-m", WORKER_MODULE]
 
 
 async def _exit_status(proc: subprocess.Popen, timeout: float) -> int:
@@ -83,11 +61,10 @@ class _Worker:
         self._task = asyncio.get_running_loop().create_task(self._read_answers())
 
     @classmethod
-    async def start(cls, settings_frame: bytes) -> "_Worker":
-        proc = subprocess.Popen(worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+    async def start(cls, settings_frame: bytes, proc: subprocess.Popen | None = None) -> "_Worker":
+        """A worker on this loop: `proc` (one started earlier, see pipeline/prestart.py) or a new one."""
+        proc = proc or prestart.spawn_worker()
         try:
-            for pipe in (proc.stdin, proc.stdout):
-                _widen(pipe)
             loop = asyncio.get_running_loop()
             reader = asyncio.StreamReader(limit=PIPE_BYTES)
             await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), proc.stdout)
@@ -175,12 +152,16 @@ class ImagePool:
     @classmethod
     async def start(cls, settings: ImageSettings, processes: int) -> "ImagePool":
         pool = cls(settings, processes)
+        started = prestart.adopt(processes)  # workers the command started first thing, ready by now
         try:
             for i in range(processes):
-                pool._workers.append(await _Worker.start(pool._frame))
+                pool._workers.append(await _Worker.start(pool._frame, started.pop() if started else None))
                 for _ in range(cls.DEPTH):
                     pool._slots.put_nowait(i)
         except BaseException:
+            for proc in started:
+                proc.kill()
+                proc.wait()
             await pool.close()
             raise
         return pool

@@ -5,7 +5,8 @@ the parent's one event loop downloads. The worker imports only Pillow, NumPy and
 (~0.1 s of CPU), never Beam. Protocol on stdin/stdout: frames of an 8-byte little-endian length
 and a payload. The first frame is the pickled ImageSettings; each next frame is one image's raw
 bytes, answered by one frame holding the pickled ImageResult. End of stdin (the parent closed it,
-or was killed) ends the worker; Ctrl-C is left to the parent.
+or was killed) ends the worker; Ctrl-C is left to the parent. With `--warm` (a worker started before
+its pool, pipeline/prestart.py) it also loads the area kernel before it reads anything.
 """
 from __future__ import annotations
 
@@ -31,6 +32,18 @@ def serve(inp, out) -> None:
         write_frame(out, pickle.dumps(process_image(raw, settings), protocol=pickle.HIGHEST_PROTOCOL))
 
 
+def warm() -> None:
+    """Load what the first image would: the image modules and the area kernel's machine code."""
+    import numpy as np
+
+    from openwit.pipeline.images import area
+
+    try:
+        area.shrink(np.zeros((2, 2, 3), np.uint8), (1, 1))
+    except Exception:  # no numba, say: the settings check tells the user, the worker still serves
+        pass
+
+
 def main() -> int:
     # the parent decides when to stop (it closes stdin; kill -9 after a timeout): Ctrl-C or a SIGTERM to
     # the whole process group (Slurm, systemd) must not end a worker mid-image while the parent winds
@@ -41,6 +54,8 @@ def main() -> int:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol
     try:
+        if "--warm" in sys.argv[1:]:
+            warm()
         serve(inp, out)
     except (BrokenPipeError, EOFError):  # the parent went away mid-frame
         pass

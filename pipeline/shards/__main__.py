@@ -1,6 +1,6 @@
 """`python -m openwit.pipeline.shards`: the shard stage alone, on candidate Parquet files."""
 import sys
 
-from openwit.common.launch import run
+from openwit.common.launch import PRESTART, run
 
-sys.exit(run("openwit.pipeline.shards.stage:main"))
+sys.exit(run("openwit.pipeline.shards.stage:main", PRESTART))

@@ -13,6 +13,7 @@ import math
 import os
 from typing import Any
 
+from openwit.common.cores import usable_cores
 from openwit.common.errors import UserError
 from openwit.pipeline.images import OUTPUT_FORMATS, RESIZE_MODES
 
@@ -59,14 +60,6 @@ class ShardConfig:
     def worker_threads(self) -> int:
         """Decode/resize threads in this process (--workers 1): --image-threads, else the cores."""
         return self.threads or max(2, os.cpu_count() or 2)
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (honours `taskset` and container CPU sets)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def default_workers(local: bool, local_processes: int = 1) -> int:

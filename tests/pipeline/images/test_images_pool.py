@@ -96,15 +96,15 @@ def test_workers_that_never_answer_fail_the_image_without_hanging(raws, monkeypa
     """A process that answers what it was not asked (it echoes its input: killed as a protocol break)
     or that dies before reading anything: the image fails with ImageWorkerDied after at most TRIES
     fresh workers, and the pool neither hangs nor starts workers forever."""
-    from openwit.pipeline.images import pool as pool_module
+    from openwit.pipeline import prestart
 
     started = []
 
-    def command():
+    def command(warm=False):
         started.append(1)
         return [sys.executable, "-c", program]
 
-    monkeypatch.setattr(pool_module, "worker_command", command)
+    monkeypatch.setattr(prestart, "worker_command", command)
 
     async def scenario():
         async with await ImagePool.start(ImageSettings(image_size=32), 1) as pool:

@@ -292,3 +292,31 @@ def test_counters_per_status_and_reason(server, tmp_path):
                                   "reason_not_an_image": 1, "shards_written": 1}
     again = run_shards(rows, str(tmp_path / "out"), args, [])
     assert again["counters"] == {"shards_skipped": 1}
+
+
+def test_a_build_started_through_the_launcher_adopts_its_early_workers(server, tmp_path, monkeypatch):
+    """The console path (`python -m openwit.pipeline.shards`, openwit-build): image workers started
+    before the stage module loads (pipeline/prestart.py) are adopted by the pool, none is left over,
+    and the shards are those of images decoded in-process."""
+    import sys
+
+    from openwit.common import launch
+    from openwit.pipeline import prestart
+
+    adopted = []
+    real_adopt = prestart.adopt
+
+    def adopt(n):
+        adopted.extend(real_adopt(n))
+        return list(adopted)
+
+    monkeypatch.setattr(prestart, "adopt", adopt)
+    cands = _write_candidates(tmp_path / "c.parquet", [server.url(p) for p in server.image_paths()])
+    assert main(_flags(tmp_path / "one", cands, "--no-report", workers="1")) == 0
+    monkeypatch.setattr(sys, "argv", ["python -m openwit.pipeline.shards", *_flags(tmp_path / "two", cands, "--no-report")])
+    try:
+        assert launch.run("openwit.pipeline.shards.stage:main", launch.PRESTART) == 0
+    finally:
+        prestart.release()
+    assert len(adopted) == 2 and all(p.returncode is not None for p in adopted)  # adopted, then reaped
+    assert _digest(tmp_path / "two") == _digest(tmp_path / "one")

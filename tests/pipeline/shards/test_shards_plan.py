@@ -147,7 +147,9 @@ def test_image_workers_default_to_the_usable_cores(monkeypatch):
 
     from openwit.pipeline.shards import config, stage
 
-    monkeypatch.setattr(config.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
+    from openwit.common import cores
+
+    monkeypatch.setattr(cores.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
     ns = lambda **kw: argparse.Namespace(out="o", **kw)  # noqa: E731
     assert config.shard_config(ns(), local=True).workers == 8  # taskset / cgroup CPU set honoured
     assert config.shard_config(ns(), local=False).workers == 1  # Dataflow: one SDK process per vCPU
