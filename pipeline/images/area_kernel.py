@@ -3,13 +3,15 @@ area it covers, partial source pixels weighted by the fraction covered.
 
 Separable, rows first: each output row is a weighted sum of the ≤ ⌈s⌉+1 source rows it covers
 (s = source/output size), computed over the whole row at once (SIMD); then each output pixel is a
-weighted sum of the ≤ ⌈s⌉+1 columns of that one row (unrolled for the 4 or 5 of scales up to 4). OpenCV's INTER_AREA sums each source row's
-columns first, i.e. does the scalar half on every source row: at the fractional scales of web photos
-(2…4) this kernel does ~1/s of that work and takes a third of OpenCV's time (benchmarks/RESULTS.md).
+weighted sum of the ≤ ⌈s⌉+1 columns of that one row (unrolled for the 4 or 5 of scales up to 4).
+OpenCV's INTER_AREA sums each source row's columns first, i.e. does the scalar half on every source
+row: at the fractional scales of web photos (2…4) this kernel takes a third of its time or less
+(benchmarks/RESULTS.md).
 
 The weights are exact: overlaps are integers in units of 1/(source·output) pixel, divided once. Sums
-are float32 in a fixed order (no fused multiply-add, no fast-math), rounded half up, so the same
-pixels give the same bytes in every process and on every x86-64 or ARM CPU numba compiles for.
+are float32 in a fixed order (no fused multiply-add, no fast-math), rounded half up: the same pixels
+give the same bytes in every process, thread and worker count; IEEE single precision in a fixed
+order should give them on other CPUs too (tested on x86-64 only).
 """
 from __future__ import annotations
 
@@ -78,11 +80,14 @@ def _window(first, count, weight, n_in, taps):
 
 
 @_compiled
-def _cols4(row, start, weight, line):
-    """line[xo, c] = the rounded sum of ≤ 4 weighted source pixels of one row (3 channels)."""
+def _window_cols(row, start, weight, line):
+    """line[xo, c] = the rounded sum of the 4 or 5 (weight's columns) weighted source pixels of one
+    row from start[xo] (3 channels), unrolled; a fifth term only for scales 3…4."""
     top = np.float32(255.0)
+    five = weight.shape[1] == 5
     for xo in range(line.shape[0]):
         w0, w1, w2, w3 = weight[xo, 0], weight[xo, 1], weight[xo, 2], weight[xo, 3]
+        w4 = weight[xo, 4] if five else np.float32(0.0)
         p = start[xo] * 3
         for ch in range(3):
             q = p + ch
@@ -90,29 +95,14 @@ def _cols4(row, start, weight, line):
             a += w1 * row[q + 3]
             a += w2 * row[q + 6]
             a += w3 * row[q + 9]
-            line[xo, ch] = np.uint8(min(a, top))
-
-
-@_compiled
-def _cols5(row, start, weight, line):
-    """As _cols4, ≤ 5 source pixels (scales 3…4)."""
-    top = np.float32(255.0)
-    for xo in range(line.shape[0]):
-        w0, w1, w2, w3, w4 = weight[xo, 0], weight[xo, 1], weight[xo, 2], weight[xo, 3], weight[xo, 4]
-        p = start[xo] * 3
-        for ch in range(3):
-            q = p + ch
-            a = np.float32(0.5) + w0 * row[q]
-            a += w1 * row[q + 3]
-            a += w2 * row[q + 6]
-            a += w3 * row[q + 9]
-            a += w4 * row[q + 12]
+            if five:
+                a += w4 * row[q + 12]
             line[xo, ch] = np.uint8(min(a, top))
 
 
 @_compiled
 def _cols3(row, first, count, weight, line):
-    """As _cols4, any number of source pixels."""
+    """As _window_cols, any number of source pixels (their count per output pixel)."""
     top = np.float32(255.0)
     for xo in range(line.shape[0]):
         a0 = a1 = a2 = np.float32(0.5)
@@ -161,12 +151,10 @@ def _average(src, out):
         _rows(flat, fy, cy, wy, row, yo)
         if c != 3:
             _cols(row, fx, cx, wx, out[yo])
-        elif not unrolled:
-            _cols3(row, fx, cx, wx, out[yo])
-        elif taps == 4:
-            _cols4(row, sx, px, out[yo])
+        elif unrolled:
+            _window_cols(row, sx, px, out[yo])
         else:
-            _cols5(row, sx, px, out[yo])
+            _cols3(row, fx, cx, wx, out[yo])
     return out
 
 
