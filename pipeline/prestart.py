@@ -9,7 +9,7 @@ before that import (`common.launch`): they load on the idle cores, and the pool 
 many workers (`--workers N`, else one per usable core) and whether this process will run the
 shards at all (not for a remote runner, Beam's multi-processing mode, `--help` or `--dry_run`). A
 wrong guess costs idle workers, never results: the pool starts whatever it lacks, and workers
-nobody adopted end when the command does.
+nobody adopted end when the command does. `OPENWIT_NO_PRESTART=1` turns it off.
 """
 from __future__ import annotations
 
@@ -103,9 +103,19 @@ def adopt(count: int) -> list[subprocess.Popen]:
     """Up to `count` started workers that are still alive, now the caller's."""
     with _lock:
         alive = [p for p in _parked if p.poll() is None]
-        taken, rest = alive[:count], alive[count:]
-        _parked[:] = rest
+        dead = [p for p in _parked if p not in alive]
+        taken, _parked[:] = alive[:count], alive[count:]
+    _close_pipes(dead)
     return taken
+
+
+def _close_pipes(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        for pipe in (proc.stdin, proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
 
 
 def release() -> None:
@@ -116,8 +126,7 @@ def release() -> None:
     for proc in procs:
         proc.kill()
         proc.wait()
-        for pipe in (proc.stdin, proc.stdout):
-            pipe.close()
+    _close_pipes(procs)
 
 
 def prestart_for(argv: list[str] | None = None) -> None:

@@ -77,7 +77,7 @@ class ImageSettings:
     # JPEG DCT scaling when shrinking: decode at ≥ decode_margin × the target, then area-average;
     # 0 = always decode every pixel (speed and error of each: benchmarks/RESULTS.md, bench_decode.py)
     decode_margin: int = 2
-    # how shrinking averages: "area" = exact area average (OpenCV INTER_AREA, img2dataset's filter);
+    # how shrinking averages: "area" = exact area average (img2dataset's filter, OpenCV's INTER_AREA);
     # "box" = Pillow's BOX filter (whole source pixels only), openwit's before the setting existed
     resample: str = "area"
     # which code computes the exact area average (resample="area"): "openwit" = area_kernel.py,
