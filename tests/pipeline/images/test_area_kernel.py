@@ -122,3 +122,19 @@ def test_unrolled_column_sums_are_the_exact_taps_floats(n_in, n_out):
             unrolled = np.empty((n_out, 3), np.uint8)
             k._window_cols(row, start, padded, unrolled)
             assert (unrolled == plain).all(), taps
+
+
+@pytest.mark.skipif(__import__("platform").machine() not in ("x86_64", "AMD64"), reason="x86 assembly")
+def test_no_fused_multiply_add_so_cpus_with_and_without_fma_agree(tmp_path):
+    """A fused a·b+c rounds once, a·b then +c twice: if the compiler fused them, CPUs with FMA (and
+    those without) would write different bytes for the same image."""
+    from openwit.pipeline.images import area_kernel
+
+    source = open(area_kernel.__file__).read().replace("njit(cache=True, nogil=True)", "njit(nogil=True)")
+    namespace = {"__name__": "area_kernel_uncached"}
+    exec(compile(source, str(tmp_path / "area_kernel_uncached.py"), "exec"), namespace)  # cached code has no asm
+    for shape, size in (((600, 800, 3), (341, 256)), ((1200, 1600, 3), (341, 256)), ((50, 50), (20, 20))):
+        namespace["area_average"](np.zeros(shape, np.uint8), size)
+    for name in ("_rows", "_window_cols", "_cols3", "_cols", "_average"):
+        asm = "".join(namespace[name].inspect_asm().values()).lower()
+        assert not any(op in asm for op in ("vfmadd", "vfnmadd", "vfmsub", "vfnmsub")), name
