@@ -5,7 +5,10 @@ kernel's machine code). Started with the pool, when the first shard begins, ever
 the first downloads waiting that long, after a start-up in which the main process imports Beam on
 one core while the others sit idle. So `openwit-build` and the shard stage start their workers
 before that import (`common.launch`): they load on the idle cores, and the pool takes them ready
-(`adopt`). The flags are only glanced at, from the command line, before anything is parsed: how
+(`adopt`). Where the OS can fork, the command loads the worker's modules and the area kernel once
+(~0.5 s) and forks the workers from itself, before Beam and before any thread exists: they share
+what it loaded instead of each loading it again (N Ã— 0.5 s); elsewhere each is a fresh
+`python -m openwit.pipeline.images.worker --warm`. The flags are only glanced at, from the command line, before anything is parsed: how
 many workers (`--workers N`, else one per usable core) and whether this process will run the
 shards at all (not for a remote runner, Beam's multi-processing mode, `--help` or `--dry_run`). A
 wrong guess costs idle workers, never results: the pool starts whatever it lacks, and workers
@@ -15,9 +18,12 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
+import traceback
 
 try:
     import fcntl
@@ -30,7 +36,7 @@ _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux's value; Python â‰
 _LOCAL_RUNNERS = ("", "FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner",
                   "PrismRunner")
 _lock = threading.Lock()
-_parked: list[subprocess.Popen] = []
+_parked: list = []  # subprocess.Popen or Forked
 
 
 def _widen(pipe) -> None:
@@ -55,6 +61,72 @@ def spawn_worker(warm: bool = False) -> subprocess.Popen:
     for pipe in (proc.stdin, proc.stdout):
         _widen(pipe)
     return proc
+
+
+class Forked:
+    """A worker forked from this process, with what the pool uses of subprocess.Popen."""
+
+    def __init__(self, pid: int, stdin, stdout):
+        self.pid, self.stdin, self.stdout, self.returncode = pid, stdin, stdout, None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: it is gone
+                self.returncode = -1
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(WORKER_MODULE, timeout)
+            time.sleep(0.005)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _fork_worker() -> Forked:
+    """One image worker forked from this (single-threaded, warmed) process, on its own two pipes."""
+    from openwit.pipeline.images import worker
+
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: its pipes as stdin/stdout, every other descriptor closed
+        code = 1
+        try:
+            os.dup2(in_r, 0)
+            os.dup2(out_w, 1)
+            os.closerange(3, _max_fd())
+            code = worker.main([])
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)  # never the parent's atexit handlers or buffers
+    os.close(in_r)
+    os.close(out_w)
+    proc = Forked(pid, os.fdopen(in_w, "wb"), os.fdopen(out_r, "rb"))
+    for pipe in (proc.stdin, proc.stdout):
+        _widen(pipe)
+    return proc
+
+
+def _max_fd() -> int:
+    try:
+        return max(256, os.sysconf("SC_OPEN_MAX"))
+    except (AttributeError, ValueError, OSError):
+        return 65536
 
 
 def _flag(argv: list[str], name: str) -> str | None:
@@ -86,20 +158,31 @@ def planned_workers(argv: list[str]) -> int:
     return n if n > 1 else 0  # 1: images are decoded in the build's own process
 
 
-def prestart(count: int) -> None:
-    """Start `count` image workers that warm up at once and wait for a pool to adopt them."""
+def prestart(count: int, fork: bool | None = None) -> None:
+    """Start `count` image workers, warm, waiting for a pool to adopt them: forked from this process
+    after it loaded what they need (`fork`, by default where the OS can and no other thread runs),
+    else spawned, each loading it itself."""
+    if count < 1:
+        return
+    if fork is None:
+        fork = hasattr(os, "fork") and threading.active_count() == 1
+    if fork:
+        from openwit.pipeline.images import worker
+
+        worker.warm()
+        sys.stdout.flush()
+        sys.stderr.flush()
     for _ in range(count):
         try:
-            proc = spawn_worker(warm=True)
-        except OSError:  # no interpreter to start: the pool will say so and decode in-process
+            proc = _fork_worker() if fork else spawn_worker(warm=True)
+        except OSError:  # no process to start: the pool will say so and decode in-process
             break
         with _lock:
             _parked.append(proc)
-    if count:
-        atexit.register(release)
+    atexit.register(release)
 
 
-def adopt(count: int) -> list[subprocess.Popen]:
+def adopt(count: int) -> list:
     """Up to `count` started workers that are still alive, now the caller's."""
     with _lock:
         alive = [p for p in _parked if p.poll() is None]

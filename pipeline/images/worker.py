@@ -6,7 +6,8 @@ the parent's one event loop downloads. The worker imports only Pillow, NumPy and
 and a payload. The first frame is the pickled ImageSettings; each next frame is one image's raw
 bytes, answered by one frame holding the pickled ImageResult. End of stdin (the parent closed it,
 or was killed) ends the worker; Ctrl-C is left to the parent. With `--warm` (a worker started before
-its pool, pipeline/prestart.py) it also loads the area kernel before it reads anything.
+its pool, pipeline/prestart.py) it also loads the area kernel before it reads anything; a worker
+forked from a parent that loaded it already runs `main([])`.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def warm() -> None:
     """Load what the first image would: the image modules and the area kernel's machine code."""
     import numpy as np
 
-    from openwit.pipeline.images import area
+    from openwit.pipeline.images import area, frames, resizer  # noqa: F401  (loaded for serve)
 
     try:
         area.shrink(np.zeros((2, 2, 3), np.uint8), (1, 1))
@@ -44,7 +45,7 @@ def warm() -> None:
         pass
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     # the parent decides when to stop (it closes stdin; kill -9 after a timeout): Ctrl-C or a SIGTERM to
     # the whole process group (Slurm, systemd) must not end a worker mid-image while the parent winds
     # down — that image would be recorded as failed in a shard that may still commit
@@ -54,7 +55,7 @@ def main() -> int:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol
     try:
-        if "--warm" in sys.argv[1:]:
+        if "--warm" in (sys.argv[1:] if argv is None else argv):
             warm()
         serve(inp, out)
     except (BrokenPipeError, EOFError):  # the parent went away mid-frame

@@ -31,10 +31,12 @@ def parked():
     prestart.release()
 
 
-def test_a_pool_adopts_the_started_workers_and_starts_what_it_lacks(shared_data, parked):
+@pytest.mark.parametrize("fork", [True, False])
+def test_a_pool_adopts_the_started_workers_and_starts_what_it_lacks(shared_data, parked, fork):
     raws = [p.read_bytes() for p in sorted((shared_data / "images" / "skimage").glob("*.jpg"))]
     settings = ImageSettings(image_size=64, resize_mode="keep_ratio")
-    prestart.prestart(2)
+    prestart.prestart(2, fork=fork)
+    assert all(isinstance(p, prestart.Forked) == fork for p in parked)
     early = {p.pid for p in parked}
     assert len(early) == 2
 
@@ -48,10 +50,21 @@ def test_a_pool_adopts_the_started_workers_and_starts_what_it_lacks(shared_data,
     assert results == [process_image(r, settings) for r in raws]
 
 
-def test_workers_nobody_adopts_are_ended_and_reaped(parked):
-    prestart.prestart(2)
+@pytest.mark.parametrize("fork", [True, False])
+def test_workers_nobody_adopts_are_ended_and_reaped(parked, fork):
+    prestart.prestart(2, fork=fork)
     procs = list(parked)
     prestart.release()
     assert not parked and all(p.returncode is not None for p in procs)
     assert prestart.adopt(2) == []
+
+
+def test_a_forked_worker_holds_no_other_workers_pipe(parked):
+    """Each forked worker closes what it inherited: ending the first one's stdin ends it, though the
+    second was forked while that pipe was open (it would otherwise wait forever)."""
+    prestart.prestart(2, fork=True)
+    first, second = parked
+    first.stdin.close()
+    assert first.wait(timeout=30) == 0
+    assert second.poll() is None
 
