@@ -1,18 +1,18 @@
 """Image workers started first thing by a local build, for its ImagePool to adopt.
 
 An image worker needs ~0.5 s of CPU before it can take an image (Pillow, NumPy, numba and the area
-kernel's machine code). Started with the pool, when the first shard begins, every worker would keep
-the first downloads waiting that long, after a start-up in which the main process imports Beam on
-one core while the others sit idle. So `openwit-build` and the shard stage start their workers
-before that import (`common.launch`): they load on the idle cores, and the pool takes them ready
-(`adopt`). Where the OS can fork, the command loads the worker's modules and the area kernel once
-(~0.5 s) and forks the workers from itself, before Beam and before any thread exists: they share
-what it loaded instead of each loading it again (N × 0.5 s); elsewhere each is a fresh
-`python -m openwit.pipeline.images.worker --warm`. The flags are only glanced at, from the command line, before anything is parsed: how
-many workers (`--workers N`, else one per usable core) and whether this process will run the
-shards at all (not for a remote runner, Beam's multi-processing mode, `--help` or `--dry_run`). A
-wrong guess costs idle workers, never results: the pool starts whatever it lacks, and workers
-nobody adopted end when the command does. `OPENWIT_NO_PRESTART=1` turns it off.
+kernel's machine code). Started with the pool, when the first shard begins, every worker kept the
+first downloads waiting that long. So `openwit-build` and the shard stage start their workers
+before they import Beam (`common.launch`), and the pool takes them ready (`adopt`). Where the OS
+can fork and no other thread runs yet, the command loads the worker's modules and the kernel once
+(~0.5 s) and forks the workers from itself: they share what it loaded instead of each loading it
+again (N × 0.5 s of CPU); elsewhere each is a fresh `python -m openwit.pipeline.images.worker --warm`,
+loading on the cores the Beam import leaves idle. The flags are only glanced at, from the command
+line, before anything is parsed: how many workers (`--workers N`, else one per usable core) and
+whether this process will build the shards at all (not for a remote runner, Beam's multi-processing
+mode, `--help` or `--dry_run`). A wrong guess costs idle workers, never results: the pool starts
+whatever it lacks, and workers nobody adopted are ended when the command ends.
+`OPENWIT_NO_PRESTART=1` turns it off.
 """
 from __future__ import annotations
 
