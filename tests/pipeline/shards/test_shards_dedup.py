@@ -39,7 +39,9 @@ def setup(shared_data, tmp_path_factory):
         paths = srv.image_paths()
         urls = [srv.url(f"{p}?copy={i}") for p in paths[:3] for i in range(COPIES)]
         urls += [srv.url(p) for p in paths[3:6]] + [srv.url("/status/404")]
-        rows = [{"url": u, "caption": f"c{i}", "uid": blake_hex(u), "query_ids": [i]} for i, u in enumerate(urls)]
+        # uids from the URL without the server's (random) port: the same shard placement in every run
+        rows = [{"url": u, "caption": f"c{i}", "uid": blake_hex(u.split("/", 3)[3]), "query_ids": [i]}
+                for i, u in enumerate(urls)]
         tmp = tmp_path_factory.mktemp("dedup")
         totals = run_shards(rows, str(tmp / "ref"), _args(), [])
         yield rows, tmp, totals
