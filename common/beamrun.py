@@ -16,6 +16,8 @@ from typing import Iterator, Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from openwit.common.local import is_local_runner
+
 LOCAL_RUNNER = "FnApiRunner"
 _FN_API_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 log = logging.getLogger(__name__)
@@ -49,9 +51,7 @@ def new_pipeline(options: PipelineOptions) -> Iterator:
 
 def is_local(options: PipelineOptions) -> bool:
     """True when the pipeline runs in this process (so local files and progress bars make sense)."""
-    runner = options.view_as(StandardOptions).runner or ""
-    return runner.split(".")[-1] in ("FnApiRunner", "DirectRunner", "BundleBasedDirectRunner",
-                                     "SwitchingDirectRunner", "PrismRunner", "")
+    return is_local_runner(options.view_as(StandardOptions).runner)
 
 
 def is_dry_run(options: PipelineOptions) -> bool:

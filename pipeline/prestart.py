@@ -25,6 +25,8 @@ import threading
 import time
 import traceback
 
+from openwit.common.local import is_local_runner, usable_cores
+
 try:
     import fcntl
 except ImportError:  # not a Unix: pipes keep their default size
@@ -33,8 +35,6 @@ except ImportError:  # not a Unix: pipes keep their default size
 WORKER_MODULE = "openwit.pipeline.images.worker"  # never imported here: it runs as __main__
 PIPE_BYTES = 1 << 20
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux's value; Python ≥ 3.10 names it
-_LOCAL_RUNNERS = ("", "FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner",
-                  "PrismRunner")
 _lock = threading.Lock()
 _parked: list = []  # subprocess.Popen or Forked
 
@@ -144,16 +144,14 @@ def planned_workers(argv: list[str]) -> int:
     """How many image workers this command line will want in this process (0: none, or unsure)."""
     if any(a in ("-h", "--help") or a.startswith("--dry_run") for a in argv):
         return 0
-    runner = (_flag(argv, "--runner") or "").split(".")[-1]
-    if runner not in _LOCAL_RUNNERS or (_flag(argv, "--direct_running_mode") or "in_memory") != "in_memory":
+    in_process = (_flag(argv, "--direct_running_mode") or "in_memory") == "in_memory"
+    if not (is_local_runner(_flag(argv, "--runner")) and in_process):
         return 0  # the shards are built elsewhere, or by other processes with pools of their own
     try:
         n = int(_flag(argv, "--workers") or 0)  # 0: the default, one per usable core
     except ValueError:
         return 0  # the parser will say what is wrong
     if n == 0:
-        from openwit.common.cores import usable_cores
-
         n = usable_cores()
     return n if n > 1 else 0  # 1: images are decoded in the build's own process
 

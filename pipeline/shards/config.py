@@ -13,7 +13,7 @@ import math
 import os
 from typing import Any
 
-from openwit.common.cores import usable_cores
+from openwit.common.local import usable_cores
 from openwit.common.errors import UserError
 from openwit.pipeline.images import OUTPUT_FORMATS, RESIZE_MODES
 

@@ -3,7 +3,7 @@ import asyncio
 
 import pytest
 
-from openwit.common import cores
+from openwit.common import local as cores
 from openwit.pipeline import prestart
 from openwit.pipeline.images import ImagePool, ImageSettings, process_image
 

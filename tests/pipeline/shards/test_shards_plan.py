@@ -147,7 +147,7 @@ def test_image_workers_default_to_the_usable_cores(monkeypatch):
 
     from openwit.pipeline.shards import config, stage
 
-    from openwit.common import cores
+    from openwit.common import local as cores
 
     monkeypatch.setattr(cores.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
     ns = lambda **kw: argparse.Namespace(out="o", **kw)  # noqa: E731
