@@ -58,6 +58,14 @@ _DRAFT_FORMATS = ("JPEG", "MPO")
 IMPLIED_SETTINGS = {"decode_margin": 2, "resample": "box", "area_kernel": "opencv"}
 RESAMPLES = ("area", "box")
 AREA_KERNELS = ("openwit", "opencv")
+# settings that mean something only beside another's value: the area kernel only when shrinking by area
+_ONLY_WITH = {"area_kernel": ("resample", "area")}
+
+
+def applies(name: str, settings: dict) -> bool:
+    """Whether setting `name` means anything given the other `settings` (see _ONLY_WITH)."""
+    other, value = _ONLY_WITH.get(name, (None, None))
+    return other is None or settings.get(other) == value
 _ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 
 
@@ -87,13 +95,13 @@ class ImageSettings:
     def fingerprint_fields(self) -> dict:
         """All settings as a JSON-safe dict (infinity written as "inf"), for the shard fingerprint;
         a setting at its IMPLIED_SETTINGS value is left out (shards from before it existed match),
-        and so is area_kernel unless resample is "area" (nothing else uses it)."""
+        and so is a setting that means nothing beside the others (area_kernel unless resample is "area")."""
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in IMPLIED_SETTINGS and value == IMPLIED_SETTINGS[f.name]:
                 continue
-            if f.name == "area_kernel" and self.resample != "area":
+            if not applies(f.name, vars(self)):
                 continue
             out[f.name] = "inf" if isinstance(value, float) and math.isinf(value) else value
         return out
@@ -133,12 +141,10 @@ class ImageSettings:
 
 
 def with_implied(settings: dict) -> dict:
-    """Recorded fingerprint settings with the values left out filled in (IMPLIED_SETTINGS);
-    area_kernel only where resample is "area" (it means nothing otherwise)."""
+    """Recorded fingerprint settings with the values left out filled in (IMPLIED_SETTINGS), those
+    that mean nothing beside the others dropped (area_kernel unless resample is "area")."""
     full = {**IMPLIED_SETTINGS, **settings}
-    if full.get("resample") != "area":
-        full.pop("area_kernel", None)
-    return full
+    return {name: value for name, value in full.items() if applies(name, full)}
 
 
 def _is_int(v) -> bool:

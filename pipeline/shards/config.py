@@ -16,6 +16,7 @@ from typing import Any
 from openwit.common.local import usable_cores
 from openwit.common.errors import UserError
 from openwit.pipeline.images import OUTPUT_FORMATS, RESIZE_MODES
+from openwit.pipeline.images.resizer import AREA_KERNELS, RESAMPLES
 
 DEFAULT_SAMPLES_PER_SHARD = 10_000
 NS = "shards"  # Beam counter namespace of the shard stage (per status, per reason, per shard action)
@@ -159,11 +160,11 @@ def add_shard_flags(parser: argparse.ArgumentParser, seed: bool = True) -> None:
                    help="JPEGs are decoded at ≥ M × the target size by DCT scaling, then area-averaged: "
                         "2 is ~0.35/255 from the exact result, 1 costs ~25%% less CPU at ~1-1.5/255, "
                         "0 always decodes every pixel (default 2)")
-    g.add_argument("--resample", choices=("area", "box"),
+    g.add_argument("--resample", choices=RESAMPLES,
                    help="how shrinking averages: area = the exact area average (as img2dataset's OpenCV INTER_AREA); "
                         "box = Pillow's BOX filter, what openwit used before this flag existed (to finish such a folder) "
                         "(default area)")
-    g.add_argument("--area-kernel", choices=("openwit", "opencv"),
+    g.add_argument("--area-kernel", choices=AREA_KERNELS,
                    help="which code computes the area average: openwit = openwit's kernel (numba), a third of "
                         "OpenCV's time; opencv = OpenCV's INTER_AREA, the default before, which rounds some pixels "
                         "differently (to finish a folder built with it) (default openwit)")

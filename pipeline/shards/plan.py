@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator
 
 from openwit.common.hashing import blake_hex, blake_u64
 from openwit.pipeline.images import IMPLIED_SETTINGS, with_implied
+from openwit.pipeline.images.resizer import applies
 
 BUCKET_BITS = 16
 FINGERPRINT_VERSION = 1
@@ -107,8 +108,8 @@ def changed_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     old, new = with_implied(old), with_implied(new)
     out = []
     for name in sorted(set(old) | set(new)):
-        if name == "area_kernel" and not (name in old and name in new):
-            continue  # it only means something where both shrink by area; resample's change says it
+        if not (applies(name, old) and applies(name, new)):
+            continue  # meaningless on one side (area_kernel beside box): the other setting's change says it
         a, b = norm(old.get(name)), norm(new.get(name))
         if a != b:
             out.append(f"{name}: {a!r} -> {b!r}")
