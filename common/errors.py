@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import gc
 import logging
 import signal
 import sys
 import threading
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 
 # CLIs exit faster (~0.5-0.8 s) when the interpreter's final collection skips Beam's import-time objects.
@@ -32,7 +33,8 @@ def cli_main(func: Callable[..., int | None] | None = None, *, interrupted: str 
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs) -> int:
-        with _SigtermAsInterrupt() as term:
+        term = _SigtermAsInterrupt()
+        with signal_handlers((signal.SIGTERM,), term.interrupt):
             try:
                 return int(func(*args, **kwargs) or 0)
             except UserError as e:
@@ -52,6 +54,20 @@ def cli_main(func: Callable[..., int | None] | None = None, *, interrupted: str 
     return wrapper
 
 
+@contextlib.contextmanager
+def signal_handlers(signums: Iterable[int], handler) -> Iterator[None]:
+    """`handler` for `signums` while the block runs, the previous handlers after. Signals reach the
+    main thread only: elsewhere nothing changes."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, handler) for s in signums}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
 class _SigtermAsInterrupt:
     """While a command runs, SIGTERM (a scheduler's stop, `kill`) unwinds it as Ctrl-C does — lock
     released, staging removed, temporary files gone — instead of ending the process on the spot;
@@ -59,20 +75,11 @@ class _SigtermAsInterrupt:
     trains: it saves the step first.)"""
 
     def __init__(self):
-        self.signum, self._previous = None, None
+        self.signum = None
 
-    def _raise(self, signum, frame):
+    def interrupt(self, signum, frame):
         self.signum = signum
         raise KeyboardInterrupt
-
-    def __enter__(self) -> "_SigtermAsInterrupt":
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._raise)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
 
     def report(self, interrupted: str) -> int:
         """Print the interrupted line (naming SIGTERM when it was that); the exit status."""

@@ -11,7 +11,8 @@ Ctrl-C). A second Ctrl-C stops at once, as before.
 from __future__ import annotations
 
 import signal
-import threading
+
+from openwit.common.errors import signal_handlers
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -31,7 +32,7 @@ class StopSignals:
 
     def __init__(self):
         self.signum: int | None = None
-        self._previous: dict[int, object] = {}
+        self._handlers = signal_handlers(STOP_SIGNALS, self._handle)
 
     @property
     def requested(self) -> bool:
@@ -44,12 +45,8 @@ class StopSignals:
             self.signum = signum
 
     def __enter__(self) -> "StopSignals":
-        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
-            for s in STOP_SIGNALS:
-                self._previous[s] = signal.signal(s, self._handle)
+        self._handlers.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        self._previous.clear()
+        self._handlers.__exit__(*exc)
