@@ -121,13 +121,11 @@ class Run:
             raise UserError("--batch-size and --accum-freq must be >= 1")
         self.precision = resolve_precision(cfg.precision, d.device)
         self.resumed = self._load_resume()
-        self.pretrained: dict | None = None  # the --pretrained weights, for a run that does not resume
-        self.tokenizer, self.model_cfg = self._model_and_tokenizer()
+        self.tokenizer, self.model_cfg, pretrained = self._model_and_tokenizer()
         torch.manual_seed(cfg.seed)
         self.model = CLIP(self.model_cfg).to(d.device)
-        if self.pretrained is not None:
-            _load_pretrained(self.model, self.pretrained)
-            self.pretrained = None
+        if pretrained is not None:  # --pretrained, in a run that does not resume
+            _load_pretrained(self.model, pretrained)
         if cfg.grad_checkpointing:
             self.model.set_grad_checkpointing(True)
         self.loader = self._make_loader()
@@ -169,7 +167,8 @@ class Run:
                             "(open_clip weights: evaluate them with openwit-eval)")
         return state
 
-    def _model_and_tokenizer(self) -> tuple[CaptionTokenizer, ModelConfig]:
+    def _model_and_tokenizer(self) -> tuple[CaptionTokenizer, ModelConfig, dict | None]:
+        """The tokenizer, the model's config and the --pretrained weights to start from (or None)."""
         cfg = self.cfg
         base = model_config(cfg.model, cfg.model_config)
         if cfg.quick_gelu:
@@ -185,15 +184,15 @@ class Run:
             tok = CaptionTokenizer(_tokenizer_from_json(self.resumed["tokenizer"]), saved.text.context_length)
             if cfg.pretrained and self.d.is_main:
                 log.info("resuming: the checkpoint's weights, not --pretrained %s", cfg.pretrained)
-            return tok, saved
+            return tok, saved, None
         if cfg.pretrained:
             return self._from_pretrained(base)
         first = _first_url(cfg.train_data)
         tok = load_tokenizer(cfg.tokenizer, first, base.text.context_length)
-        return tok, base.with_vocab(tok.vocab_size)
+        return tok, base.with_vocab(tok.vocab_size), None
 
-    def _from_pretrained(self, base: ModelConfig) -> tuple[CaptionTokenizer, ModelConfig]:
-        """Tokenizer and config of the --pretrained weights (their vocabulary decides the tokenizer:
+    def _from_pretrained(self, base: ModelConfig) -> tuple[CaptionTokenizer, ModelConfig, dict]:
+        """Tokenizer, config and weights of --pretrained (the weights' vocabulary decides the tokenizer:
         an openwit checkpoint's own, CLIP's BPE for open_clip/OpenAI weights — not the shards')."""
         from openwit.trainer.interop import load_model
 
@@ -205,12 +204,11 @@ class Run:
                             f"--model-config one ({_diff(cfg.architecture(), base.architecture())})")
         if base.init_logit_bias is not None and cfg.init_logit_bias is None:  # siglip on CLIP weights: a new bias
             cfg = dataclasses.replace(cfg, init_logit_bias=base.init_logit_bias)
-        self.pretrained = model.state_dict()
         if self.d.is_main:
             log.info("initial weights: %s (%s%s), vocabulary %s of its tokenizer", info["checkpoint"], info["model"],
                      ", open_clip layout" if info.get("format") == "open_clip" else f", step {info.get('step')}",
                      f"{tok.vocab_size:,}")
-        return tok, cfg
+        return tok, cfg, model.state_dict()
 
     def _make_loader(self):
         cfg, d = self.cfg, self.d
@@ -261,7 +259,7 @@ class Run:
             log.info("%s", self.describe())
         window, last = logs.Window(), {}
         t_wait = time.perf_counter()
-        with StopSignals() as self.signals:  # SIGTERM / Ctrl-C: finish the step, save it, stop
+        with self.signals:  # SIGTERM / Ctrl-C: finish the step, save it, stop
             while self.step < self.total_steps:
                 micro = []
                 for images, tokens in self.loader:
