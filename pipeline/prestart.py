@@ -3,11 +3,13 @@
 An image worker needs ~0.5 s of CPU before it can take an image (Pillow, NumPy, numba and the area
 kernel's machine code). Started with the pool, when the first shard begins, every worker kept the
 first downloads waiting that long. So `openwit-build` and the shard stage start their workers
-before they import Beam (`common.launch`), and the pool takes them ready (`adopt`). Where the OS
-can fork and no other thread runs yet, the command loads the worker's modules and the kernel once
-(~0.5 s) and forks the workers from itself: they share what it loaded instead of each loading it
-again (N × 0.5 s of CPU); elsewhere each is a fresh `python -m openwit.pipeline.images.worker --warm`,
-loading on the cores the Beam import leaves idle. The flags are only glanced at, from the command
+before they import Beam (`common.launch`), and the pool takes them ready (`adopt`). On Linux the
+command forks a zygote first thing: it loads the worker's modules and the kernel once (~0.5 s, on a
+core the Beam import leaves idle), forks the workers from itself and exits; the command is their
+subreaper meanwhile, so they become its own children (they share what the zygote loaded instead
+of each loading it again, N × 0.5 s of CPU). Where fork exists without a subreaper, the command
+loads all that itself and forks the workers; elsewhere each is a fresh
+`python -m openwit.pipeline.images.worker --warm`, loading on the cores the Beam import leaves idle. The flags are only glanced at, from the command
 line, before anything is parsed: how many workers (`--workers N`, else one per usable core) and
 whether this process will build the shards at all (not for a remote runner, Beam's multi-processing
 mode, `--help` or `--dry_run`). A wrong guess costs idle workers, never results: the pool starts
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -37,6 +40,7 @@ PIPE_BYTES = 1 << 20
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux's value; Python ≥ 3.10 names it
 _lock = threading.Lock()
 _parked: list = []  # subprocess.Popen or Forked
+_zygotes: list = []  # Zygote, until a pool adopts (or release ends) what it forked
 
 
 def _widen(pipe) -> None:
@@ -96,30 +100,129 @@ class Forked:
                 pass
 
 
-def _fork_worker() -> Forked:
-    """One image worker forked from this (single-threaded, warmed) process, on its own two pipes."""
-    from openwit.pipeline.images import worker
+def _pipes() -> tuple[int, int, int, int]:
+    """A worker's two pipes: (stdin read, stdin write, stdout read, stdout write)."""
+    return (*os.pipe(), *os.pipe())
 
-    in_r, in_w = os.pipe()
-    out_r, out_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the worker: its pipes as stdin/stdout, every other descriptor closed
-        code = 1
-        try:
-            os.dup2(in_r, 0)
-            os.dup2(out_w, 1)
-            os.closerange(3, _max_fd())
-            code = worker.main([])
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)  # never the parent's atexit handlers or buffers
-    os.close(in_r)
-    os.close(out_w)
+
+def _become_worker(in_r: int, out_w: int) -> None:
+    """In a forked child: serve images on these pipes as stdin/stdout, every other descriptor
+    closed, and leave without the parent's atexit handlers or buffers. Never returns."""
+    code = 1
+    try:
+        from openwit.pipeline.images import worker
+
+        os.dup2(in_r, 0)
+        os.dup2(out_w, 1)
+        os.closerange(3, _max_fd())
+        code = worker.main([])
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _parent_ends(pid: int, in_w: int, out_r: int) -> Forked:
     proc = Forked(pid, os.fdopen(in_w, "wb"), os.fdopen(out_r, "rb"))
     for pipe in (proc.stdin, proc.stdout):
         _widen(pipe)
     return proc
+
+
+def _fork_worker() -> Forked:
+    """One image worker forked from this (single-threaded, warmed) process, on its own two pipes."""
+    in_r, in_w, out_r, out_w = _pipes()
+    pid = os.fork()
+    if pid == 0:
+        _become_worker(in_r, out_w)
+    os.close(in_r)
+    os.close(out_w)
+    return _parent_ends(pid, in_w, out_r)
+
+
+_PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+def _subreaper(on: bool) -> bool:
+    """Linux: make this process (or no longer) the one that orphaned descendants are re-parented to,
+    so that the workers a zygote forked become its own children when the zygote exits."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+class Zygote:
+    """A child forked first thing that loads the workers' modules and the kernel while this process
+    goes on with its own imports, forks `count` workers from itself and exits. This process is their
+    subreaper meanwhile, so they become its children (waited for, their CPU counted, as if forked
+    here). `settle` (when a pool adopts them, or at exit) collects them as `Forked`."""
+
+    SETTLE_SECONDS = 120.0  # a zygote still loading after this is ended (a fresh install compiles ~2 s)
+
+    def __init__(self, count: int):
+        self.pipes = [_pipes() for _ in range(count)]
+        pid_r, pid_w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            self.pid = os.fork()
+        except OSError:
+            for fd in (pid_r, pid_w, *(fd for fds in self.pipes for fd in fds)):
+                os.close(fd)
+            raise
+        if self.pid == 0:
+            self._hatch(pid_w)
+        os.close(pid_w)
+        self.pids = os.fdopen(pid_r, "rb")
+        for in_r, _, _, out_w in self.pipes:
+            os.close(in_r)
+            os.close(out_w)
+
+    def _hatch(self, pid_w: int) -> None:
+        """In the zygote: warm up, fork the workers, write their pids, exit. Never returns."""
+        code = 1
+        try:
+            for _, in_w, out_r, _ in self.pipes:
+                os.close(in_w)
+                os.close(out_r)
+            from openwit.pipeline.images import worker
+
+            worker.warm()
+            for in_r, _, _, out_w in self.pipes:
+                pid = os.fork()
+                if pid == 0:
+                    _become_worker(in_r, out_w)
+                os.write(pid_w, b"%d\n" % pid)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+
+    def settle(self, stop: bool = False) -> list[Forked]:
+        """The workers the zygote started: waits for it to finish (it has had the imports' time), or
+        with `stop` ends it first (the command is ending: only what it forked by now is collected)."""
+        if stop or not select.select([self.pids], [], [], self.SETTLE_SECONDS)[0]:
+            os.kill(self.pid, signal.SIGKILL)
+        pids = [int(line) for line in self.pids.read().split()]  # to EOF: the zygote has exited
+        self.pids.close()
+        try:
+            os.waitpid(self.pid, 0)  # after this its workers are this process's children
+        except ChildProcessError:  # SIGCHLD ignored: reaped by the kernel
+            pass
+        procs = []
+        for i, (_, in_w, out_r, _) in enumerate(self.pipes):
+            if i < len(pids):
+                procs.append(_parent_ends(pids[i], in_w, out_r))
+            else:  # never forked
+                os.close(in_w)
+                os.close(out_r)
+        return procs
 
 
 def _max_fd() -> int:
@@ -156,15 +259,31 @@ def planned_workers(argv: list[str]) -> int:
     return n if n > 1 else 0  # 1: images are decoded in the build's own process
 
 
-def prestart(count: int, fork: bool | None = None) -> None:
-    """Start `count` image workers, warm, waiting for a pool to adopt them: forked from this process
-    after it loaded what they need (`fork`, by default where the OS can and no other thread runs),
-    else spawned, each loading it itself."""
+def start_mode() -> str:
+    """How this process can start workers now: "zygote" (fork a child that loads their modules while
+    this process imports Beam, Linux), "fork" (load them here, then fork), "spawn" (fresh interpreters).
+    Forking needs a single-threaded process."""
+    if not hasattr(os, "fork") or threading.active_count() != 1:
+        return "spawn"
+    return "zygote" if sys.platform.startswith("linux") else "fork"
+
+
+def prestart(count: int, mode: str | None = None) -> None:
+    """Start `count` image workers, warm, waiting for a pool to adopt them (`mode`: see start_mode)."""
     if count < 1:
         return
-    if fork is None:
-        fork = hasattr(os, "fork") and threading.active_count() == 1
-    if fork:
+    mode = mode or start_mode()
+    atexit.register(release)
+    if mode == "zygote" and _subreaper(True):
+        try:
+            zygote = Zygote(count)
+        except OSError:  # no process to start: the pool will say so
+            _subreaper(False)
+            return
+        with _lock:
+            _zygotes.append(zygote)
+        return
+    if mode != "spawn":
         from openwit.pipeline.images import worker
 
         worker.warm()
@@ -172,17 +291,25 @@ def prestart(count: int, fork: bool | None = None) -> None:
         sys.stderr.flush()
     for _ in range(count):
         try:
-            proc = _fork_worker() if fork else spawn_worker(warm=True)
+            proc = spawn_worker(warm=True) if mode == "spawn" else _fork_worker()
         except OSError:  # no process to start: the pool will say so and decode in-process
             break
         with _lock:
             _parked.append(proc)
-    atexit.register(release)
+
+
+def _settle(stop: bool = False) -> None:
+    """Park the workers of any zygote started (call with _lock held; `stop`: see Zygote.settle)."""
+    if _zygotes:
+        while _zygotes:
+            _parked.extend(_zygotes.pop(0).settle(stop))
+        _subreaper(False)  # all its workers are children now
 
 
 def adopt(count: int) -> list:
     """Up to `count` started workers that are still alive, now the caller's."""
     with _lock:
+        _settle()
         alive = [p for p in _parked if p.poll() is None]
         dead = [p for p in _parked if p not in alive]
         taken, _parked[:] = alive[:count], alive[count:]
@@ -203,6 +330,7 @@ def release() -> None:
     """End the workers nobody adopted and reap them (at exit). They hold nothing but warm caches,
     so they are killed: a command that stops early (a typo in a flag) does not wait for their start."""
     with _lock:
+        _settle(stop=True)
         procs, _parked[:] = list(_parked), []
     for proc in procs:
         proc.kill()
