@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import sys
 from typing import Callable
 
 
@@ -30,11 +31,18 @@ def load(target: str) -> Callable:
 
 def run(target: str, early: str | None = None) -> int:
     """Start a command: `load(target)()` (the function reads sys.argv); `early` (`module:function`)
-    runs first, before the command's heavy imports (the builds start their image workers there)."""
-    if early:
-        module, _, name = early.partition(":")
-        getattr(importlib.import_module(module), name)()
-    return load(target)()
+    runs first, before the command's heavy imports (the builds start their image workers there).
+    Ctrl-C while it loads (a second or two) exits 130 with `interrupted`, like Ctrl-C later (the
+    commands' `cli_main`), not with a traceback through Beam's or torch's imports."""
+    try:
+        if early:
+            module, _, name = early.partition(":")
+            getattr(importlib.import_module(module), name)()
+        main = load(target)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return main()
 
 
 # The console scripts: setup.py's CONSOLE_SCRIPTS point at the functions below, each named here.

@@ -187,6 +187,8 @@ class Zygote:
         """In the zygote: warm up, fork the workers, write their pids, exit. Never returns."""
         code = 1
         try:
+            for stop in (signal.SIGINT, signal.SIGTERM):  # the command ends it (release): no traceback on Ctrl-C
+                signal.signal(stop, signal.SIG_IGN)
             for _, in_w, out_r, _ in self.pipes:
                 os.close(in_w)
                 os.close(out_r)

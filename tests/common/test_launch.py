@@ -59,3 +59,13 @@ def test_python_m_shards_starts_through_the_launcher_and_the_package_stays_light
     help_text = subprocess.run([sys.executable, "-m", "openwit.pipeline.shards", "--help"], capture_output=True,
                                text=True, check=True).stdout
     assert "--candidates" in help_text
+
+
+def test_ctrl_c_while_a_command_loads_exits_130_without_a_traceback(tmp_path):
+    """Ctrl-C during the first second or two (Beam's or torch's import) ends the command as Ctrl-C
+    later does: `interrupted`, exit status 130, no traceback through library internals."""
+    (tmp_path / "launch_slow.py").write_text("raise KeyboardInterrupt\ndef main():\n    return 0\n")
+    code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); from openwit.common.launch import run; "
+            "sys.exit(run('launch_slow:main'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (130, "interrupted\n")
