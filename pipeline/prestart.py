@@ -9,11 +9,12 @@ core the Beam import leaves idle), forks the workers from itself and exits; the 
 subreaper meanwhile, so they become its own children (they share what the zygote loaded instead
 of each loading it again, N × 0.5 s of CPU). Where fork exists without a subreaper, the command
 loads all that itself and forks the workers; elsewhere each is a fresh
-`python -m openwit.pipeline.images.worker --warm`, loading on the cores the Beam import leaves idle. The flags are only glanced at, from the command
-line, before anything is parsed: how many workers (`--workers N`, else one per usable core) and
-whether this process will build the shards at all (not for a remote runner, Beam's multi-processing
-mode, `--help` or `--dry_run`). A wrong guess costs idle workers, never results: the pool starts
-whatever it lacks, and workers nobody adopted are ended when the command ends.
+`python -m openwit.pipeline.images.worker --warm`, loading on the cores the Beam import leaves idle.
+The flags are only glanced at, from the command line, before anything is parsed: how many workers
+(`--workers N`, else one per usable core) and whether this process will build the shards at all
+(not for a remote runner, Beam's multi-processing mode, `--help`, `--dry_run`, `--stage
+candidates`). A wrong guess costs idle workers, never results: the pool starts whatever it lacks,
+and workers nobody adopted are ended when the command ends.
 `OPENWIT_NO_PRESTART=1` turns it off.
 """
 from __future__ import annotations
@@ -249,6 +250,8 @@ def planned_workers(argv: list[str]) -> int:
     """How many image workers this command line will want in this process (0: none, or unsure)."""
     if any(a in ("-h", "--help") or a.startswith("--dry_run") for a in argv):
         return 0
+    if _flag(argv, "--stage") == "candidates":
+        return 0  # openwit-build stops before the shards
     in_process = (_flag(argv, "--direct_running_mode") or "in_memory") == "in_memory"
     if not (is_local_runner(_flag(argv, "--runner")) and in_process):
         return 0  # the shards are built elsewhere, or by other processes with pools of their own

@@ -20,6 +20,7 @@ from openwit.pipeline.images import ImagePool, ImageSettings, process_image
     (["--runner", "DataflowRunner"], 0),                       # the shards are built on Dataflow's workers
     (["--direct_running_mode", "multi_processing"], 0),        # each SDK process has its own pool
     (["--help"], 0), (["-h"], 0), (["--dry_run=True"], 0),
+    (["--stage", "candidates"], 0), (["--stage", "all"], 8),   # openwit-build: shards or not
 ])
 def test_how_many_workers_a_command_line_will_want(argv, expected, monkeypatch):
     monkeypatch.setattr(cores.os, "sched_getaffinity", lambda pid: set(range(8)))
