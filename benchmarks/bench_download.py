@@ -198,6 +198,15 @@ def run_openwit(urls: Path, out: Path, a: argparse.Namespace, pin: str | None = 
         "--allow-private-addresses", "--no-report", *shlex.split(a.openwit_args)], env=env, pin=pin or a.pin)
 
 
+def compile_sources(checkout: Path) -> None:
+    """Byte-compile a checkout's openwit sources, as `pip install` does for a regular install
+    (img2dataset's venv has its .pyc files): the editable install of `make venv` leaves them to
+    Python, which does not write them where PYTHONDONTWRITEBYTECODE is set (this box) and then
+    compiles ~120 modules again at every start (~0.1 s)."""
+    parts = [str(part) for part in checkout.iterdir() if (part / "__init__.py").is_file()]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *parts], check=True, stdout=subprocess.DEVNULL)
+
+
 def run_baseline(urls: Path, out: Path, a: argparse.Namespace, pin: str | None = None) -> dict:
     """openwit from the checkout `--baseline` (its parts linked as openwit.<part> on PYTHONPATH),
     with this venv and the same flags."""
@@ -273,6 +282,8 @@ def main() -> None:
                  "benchmarks/.venv-img2dataset/bin/pip install img2dataset==1.47.0")
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
+    for checkout in {ROOT, *([Path(a.baseline).resolve()] if a.baseline else [])}:
+        compile_sources(checkout)
     photos = None if str(a.photo_size) == "0" else web_sized_copies(str(a.photo_size))
     server, port, paths = start_server(photos)
     runs: dict[str, list[dict]] = {name: [] for name in names}

@@ -56,9 +56,10 @@ COMMANDS = {
 }
 
 
-# what a command starts before its imports: the image workers of a local build (pipeline/prestart.py)
-PRESTART = "openwit.pipeline.prestart:prestart_for"
-EARLY = {"build": PRESTART}
+# what a command does before its imports: a local build starts its image workers and leaves out the
+# cloud clients it will not use (pipeline/early.py)
+BUILD_EARLY = "openwit.pipeline.early:start"
+EARLY = {"build": BUILD_EARLY}
 
 
 def _command(name: str) -> Callable[[], int]:

@@ -29,7 +29,7 @@ import threading
 import time
 import traceback
 
-from openwit.common.local import is_local_runner, usable_cores
+from openwit.common.local import flag_value, is_local_runner, usable_cores
 
 try:
     import fcntl
@@ -235,28 +235,17 @@ def _max_fd() -> int:
         return 65536
 
 
-def _flag(argv: list[str], name: str) -> str | None:
-    """The value of `--name V` or `--name=V` (the last one given), else None."""
-    value = None
-    for i, arg in enumerate(argv):
-        if arg == name and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif arg.startswith(name + "="):
-            value = arg[len(name) + 1:]
-    return value
-
-
 def planned_workers(argv: list[str]) -> int:
     """How many image workers this command line will want in this process (0: none, or unsure)."""
     if any(a in ("-h", "--help") or a.startswith("--dry_run") for a in argv):
         return 0
-    if _flag(argv, "--stage") == "candidates":
+    if flag_value(argv, "--stage") == "candidates":
         return 0  # openwit-build stops before the shards
-    in_process = (_flag(argv, "--direct_running_mode") or "in_memory") == "in_memory"
-    if not (is_local_runner(_flag(argv, "--runner")) and in_process):
+    in_process = (flag_value(argv, "--direct_running_mode") or "in_memory") == "in_memory"
+    if not (is_local_runner(flag_value(argv, "--runner")) and in_process):
         return 0  # the shards are built elsewhere, or by other processes with pools of their own
     try:
-        n = int(_flag(argv, "--workers") or 0)  # 0: the default, one per usable core
+        n = int(flag_value(argv, "--workers") or 0)  # 0: the default, one per usable core
     except ValueError:
         return 0  # the parser will say what is wrong
     if n == 0:

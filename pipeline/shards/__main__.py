@@ -1,6 +1,6 @@
 """`python -m openwit.pipeline.shards`: the shard stage alone, on candidate Parquet files."""
 import sys
 
-from openwit.common.launch import PRESTART, run
+from openwit.common.launch import BUILD_EARLY, run
 
-sys.exit(run("openwit.pipeline.shards.stage:main", PRESTART))
+sys.exit(run("openwit.pipeline.shards.stage:main", BUILD_EARLY))

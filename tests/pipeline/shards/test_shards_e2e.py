@@ -315,7 +315,7 @@ def test_a_build_started_through_the_launcher_adopts_its_early_workers(server, t
     assert main(_flags(tmp_path / "one", cands, "--no-report", workers="1")) == 0
     monkeypatch.setattr(sys, "argv", ["python -m openwit.pipeline.shards", *_flags(tmp_path / "two", cands, "--no-report")])
     try:
-        assert launch.run("openwit.pipeline.shards.stage:main", launch.PRESTART) == 0
+        assert launch.run("openwit.pipeline.shards.stage:main", launch.BUILD_EARLY) == 0
     finally:
         prestart.release()
     assert len(adopted) == 2 and all(p.returncode is not None for p in adopted)  # adopted, then reaped
