@@ -164,6 +164,7 @@ class Zygote:
     here). `settle` (when a pool adopts them, or at exit) collects them as `Forked`."""
 
     SETTLE_SECONDS = 120.0  # a zygote still loading after this is ended (a fresh install compiles ~2 s)
+    STOP_SECONDS = 5.0  # when the command ends before adopting: its usual ~0.5 s, not minutes
 
     def __init__(self, count: int):
         self.pipes = [_pipes() for _ in range(count)]
@@ -208,9 +209,11 @@ class Zygote:
             os._exit(code)
 
     def settle(self, stop: bool = False) -> list[Forked]:
-        """The workers the zygote started: waits for it to finish (it has had the imports' time), or
-        with `stop` ends it first (the command is ending: only what it forked by now is collected)."""
-        if stop or not select.select([self.pids], [], [], self.SETTLE_SECONDS)[0]:
+        """The workers the zygote started: waits for it to finish (it has had the imports' time; with
+        `stop`, the command is ending, at most STOP_SECONDS), else ends it and collects what it forked.
+        (Ended, it may have forked a worker without reporting it: that one sees its stdin closed and
+        exits, unreaped — so a zygote is ended only when it hangs.)"""
+        if not select.select([self.pids], [], [], self.STOP_SECONDS if stop else self.SETTLE_SECONDS)[0]:
             os.kill(self.pid, signal.SIGKILL)
         pids = [int(line) for line in self.pids.read().split()]  # to EOF: the zygote has exited
         self.pids.close()

@@ -77,9 +77,9 @@ def test_workers_nobody_adopts_are_ended_and_reaped(parked, mode):
     assert prestart.adopt(2) == []
 
 
-def test_a_zygote_ended_early_leaves_nothing_behind(parked):
-    """A command that stops at once (a typo in a flag) ends the zygote mid-start instead of waiting for
-    it: every worker it had forked is ended and reaped, and no process is left that this one started."""
+def test_a_command_that_ends_before_adopting_leaves_nothing_behind(parked):
+    """A command that stops at once (a typo in a flag) while its zygote is still starting: every worker
+    is ended and reaped, no process is left that this one started, and it is no subreaper any more."""
     before = _children()
     prestart.prestart(2, mode="zygote")
     assert _is_subreaper()
