@@ -115,7 +115,9 @@ def find_user_error(exc: BaseException) -> str | None:
     text = str(exc)
     if marker in text:
         return text.split(marker, 1)[1].splitlines()[0].strip().strip("'\"[]")
-    return None
+    from openwit.common.lean import left_out_message  # a cloud client a local build left out
+
+    return next(filter(None, map(left_out_message, _chain(exc))), None)
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -42,6 +42,13 @@ def run(target: str, early: str | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as e:
+        from openwit.common.lean import left_out_message
+
+        if (message := left_out_message(e)) is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     return main()
 
 

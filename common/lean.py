@@ -49,3 +49,21 @@ def skip_cloud_clients(argv: list[str] | None = None) -> list[str]:
     for name in CLOUD_CLIENTS:
         sys.modules[name] = None
     return list(CLOUD_CLIENTS)
+
+
+# how Python says an import met a None in sys.modules: the module itself, or a module under it
+_MISSING = re.compile(r"import of ([\w.]+) halted; None in sys\.modules|No module named '([\w.]+)'")
+
+
+def left_out_message(exc: BaseException) -> str | None:
+    """What to do when a run needed a client this process left out (a `ModuleNotFoundError`, raised
+    directly or wrapped by Beam as text), else None."""
+    for names in _MISSING.findall(str(exc)):
+        for name in filter(None, names):
+            left_out = [c for c in CLOUD_CLIENTS if (name == c or name.startswith(c + "."))
+                        and c in sys.modules and sys.modules[c] is None]
+            if left_out:
+                return (f"this run needs {name}, which openwit leaves out of a local build whose command line "
+                        "names no gs://, s3:// or other remote location (common/lean.py): rerun with "
+                        "OPENWIT_ALL_IMPORTS=1")
+    return None

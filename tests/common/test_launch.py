@@ -69,3 +69,15 @@ def test_ctrl_c_while_a_command_loads_exits_130_without_a_traceback(tmp_path):
             "sys.exit(run('launch_slow:main'))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (done.returncode, done.stderr) == (130, "interrupted\n")
+
+
+def test_a_command_whose_import_needs_a_left_out_client_says_how_to_keep_it(tmp_path):
+    """The build's early hook left the cloud clients out (common/lean.py) and the command's import needs
+    one after all: one `error:` line naming OPENWIT_ALL_IMPORTS=1, exit status 2, no traceback."""
+    (tmp_path / "launch_cloud.py").write_text("import google.cloud.storage\ndef main():\n    return 0\n")
+    code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); from openwit.common.launch import run; "
+            "sys.exit(run('launch_cloud:main', 'openwit.common.lean:skip_cloud_clients'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: this run needs google.cloud.storage") and "OPENWIT_ALL_IMPORTS=1" in done.stderr
+    assert "Traceback" not in done.stderr

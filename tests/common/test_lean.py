@@ -1,4 +1,5 @@
 """common.lean: a local build imports Beam without the cloud clients, and only when it cannot need them."""
+import importlib
 import json
 import subprocess
 import sys
@@ -56,3 +57,22 @@ def test_a_local_build_loads_beam_without_the_cloud_clients_and_still_reads_loca
     assert local["here"] == [str(tmp_path / "a.parquet")]
     remote = _probe("--out", "gs://bucket/wit", str(tmp_path / "*.parquet"))  # gs:// on the command line
     assert remote["skipped"] == [] and remote["google.cloud"] and "gs" in remote["schemes"]
+
+
+def test_a_run_that_needed_a_left_out_client_says_how_to_keep_it(monkeypatch):
+    """Should a local build need a client after all, it says so in one line and names the switch,
+    whether the import failed in the command's own code or inside Beam (which wraps it as text)."""
+    from openwit.common.errors import find_user_error
+
+    monkeypatch.setitem(sys.modules, "google.cloud", None)  # as skip_cloud_clients leaves it
+    with pytest.raises(ModuleNotFoundError) as caught:  # a module under it (one no other test imported)
+        importlib.import_module("google.cloud.openwit_probe")
+    direct = find_user_error(caught.value)
+    assert "google.cloud.openwit_probe" in direct and "OPENWIT_ALL_IMPORTS=1" in direct
+    wrapped = RuntimeError(f"{caught.value!r} [while running 'FetchShards/WriteShard']")
+    assert find_user_error(wrapped) == direct
+    with pytest.raises(ModuleNotFoundError) as caught:  # the module itself: Python words it differently
+        importlib.import_module("google.cloud")
+    assert "OPENWIT_ALL_IMPORTS=1" in find_user_error(caught.value)
+    monkeypatch.delitem(sys.modules, "google.cloud")  # not left out: an ordinary error, not ours to explain
+    assert find_user_error(ModuleNotFoundError("No module named 'google.cloud.nothing'")) is None
