@@ -60,9 +60,8 @@ def left_out_message(exc: BaseException) -> str | None:
     directly or wrapped by Beam as text), else None."""
     for names in _MISSING.findall(str(exc)):
         for name in filter(None, names):
-            left_out = [c for c in CLOUD_CLIENTS if (name == c or name.startswith(c + "."))
-                        and c in sys.modules and sys.modules[c] is None]
-            if left_out:
+            if any((name == c or name.startswith(c + ".")) and c in sys.modules and sys.modules[c] is None
+                   for c in CLOUD_CLIENTS):
                 return (f"this run needs {name}, which openwit leaves out of a local build whose command line "
                         "names no gs://, s3:// or other remote location (common/lean.py): rerun with "
                         "OPENWIT_ALL_IMPORTS=1")

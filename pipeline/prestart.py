@@ -325,7 +325,8 @@ def _close_pipes(procs: list[subprocess.Popen]) -> None:
 
 def release() -> None:
     """End the workers nobody adopted and reap them (at exit). They hold nothing but warm caches,
-    so they are killed: a command that stops early (a typo in a flag) does not wait for their start."""
+    so they are killed: a command that stops early (a typo in a flag) does not wait for their start
+    (a zygote still loading is waited for, ≤ Zygote.STOP_SECONDS: see Zygote.settle)."""
     with _lock:
         _settle(stop=True)
         procs, _parked[:] = list(_parked), []
